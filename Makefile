@@ -1,0 +1,43 @@
+# imagefleet: `make run` runs the main job against the local cloud; `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+WORK   ?= work
+PYTEST_ARGS ?=
+
+.PHONY: setup system venv lint test test-fast run build check-config bench clean
+
+setup: system $(STAMP)
+
+system:
+	@bash scripts/setup-system.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline tasks localcloud tests bench
+
+test: setup
+	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/python -m pytest -ra -m 'not slow' $(PYTEST_ARGS)
+
+check-config: setup
+	$(BIN)/imagefleet check-config
+
+build: setup
+	$(BIN)/imagefleet build --work-dir $(WORK) -v
+
+bench: setup
+	$(BIN)/python bench/convert.py
+
+clean:
+	rm -rf $(WORK) .pytest_cache

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install the Debian packages imagefleet needs; quick no-op when all are there.
+set -eu -o pipefail
+
+PACKAGES=(
+  qemu-utils qemu-system-x86 debootstrap kpartx sudo fdisk gdisk dosfstools
+  genisoimage libvhdi-utils curl squashfs-tools procps iproute2 openssh-client
+  util-linux e2fsprogs
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "setup: installing Debian packages: ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
