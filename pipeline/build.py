@@ -1,0 +1,68 @@
+"""The build stage: what to build (a digest of every input) and building it once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pipeline import dib, qemu_img
+from pipeline.config import PipelineConfig
+from pipeline.errors import BuildError
+
+LOG = logging.getLogger(__name__)
+
+ELEMENTS_DIR = Path(__file__).resolve().parent.parent / "elements"
+BUILD_ID_LEN = 16
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Everything that defines the base image; ``digest`` names it."""
+
+    digest: str
+    spec: dib.DibSpec
+
+    @property
+    def build_id(self) -> str:
+        return self.digest[:BUILD_ID_LEN]
+
+
+def plan_build(config: PipelineConfig, elements_dir: Path = ELEMENTS_DIR) -> BuildPlan:
+    """Digest the build's inputs (elements' content, config, release, DIB version)."""
+    spec = dib.DibSpec(name=config.image_name, elements=list(config.elements),
+                       release=config.release, environment=dict(config.environment),
+                       mirror=config.mirror, size=config.size)
+    digest = dib.build_digest(spec, [elements_dir])
+    return BuildPlan(digest=digest, spec=spec)
+
+
+def build_base(plan: BuildPlan, dest: Path, *, work_dir: Path, log_path: Path,
+               elements_dir: Path = ELEMENTS_DIR, progress=None) -> dict:
+    """Build the raw base image into ``dest`` (a temporary path the caller renames)."""
+    started = time.monotonic()
+    spec = dib.DibSpec(**{**asdict(plan.spec), "build_id": plan.build_id})
+    scratch = Path(work_dir) / "tmp" / f"build-{plan.build_id}-{os.getpid()}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        built = dib.build_image(spec, scratch, work_dir=Path(work_dir), log_path=log_path,
+                                elements_dirs=[elements_dir], progress=progress)
+        info = qemu_img.info(built, "raw")
+        if info.get("virtual-size", 0) <= 0:
+            raise BuildError(f"diskimage-builder produced an empty image ({built})")
+        shutil.move(str(built), str(dest))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    record = {"build_id": plan.build_id, "digest": plan.digest,
+              "virtual_size": info["virtual-size"], "seconds": round(time.monotonic() - started, 1),
+              "spec": asdict(spec), "log": str(log_path)}
+    LOG.info("built %s in %.0f s", dest, record["seconds"])
+    return record
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,58 @@
+"""The convert stage: one conversion of the raw base image per disk format."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from pipeline import qemu_img, vhd
+from pipeline.errors import ConvertError
+from pipeline.formats import QEMU_FORMAT
+
+LOG = logging.getLogger(__name__)
+
+
+class _PercentLogger:
+    """Log conversion progress every ``step`` percent (no terminal needed)."""
+
+    def __init__(self, label: str, step: float = 10.0):
+        self.label, self.step, self.next = label, step, step
+
+    def __call__(self, percent: float) -> None:
+        if percent >= self.next:
+            LOG.info("%s: %.0f%%", self.label, percent)
+            while self.next <= percent:
+                self.next += self.step
+
+
+def convert_image(base: Path, dest: Path, disk_format: str, *, log_path: Path | None = None,
+                  progress=None) -> dict:
+    """Write ``base`` (raw) as ``disk_format`` to ``dest`` and check the result.
+
+    VHD is written by our own writer (``pipeline.vhd``): qemu's ``vpc`` output
+    is not what XenServer-style clouds accept.
+    """
+    dest = Path(dest)
+    if disk_format not in QEMU_FORMAT:
+        raise ConvertError(f"unknown disk format {disk_format!r}")
+    started = time.monotonic()
+    report = progress or _PercentLogger(f"convert {disk_format}")
+    if disk_format == "vhd":
+        vhd.write_vhd(base, dest, progress=lambda done, total: report(100.0 * done / max(total, 1)))
+        vhd.check_vhd(dest)
+    else:
+        qemu_img.convert(base, "raw", dest, QEMU_FORMAT[disk_format], progress=report,
+                         log_path=log_path)
+    qemu_img.check(dest, QEMU_FORMAT[disk_format])
+    info = qemu_img.info(dest, QEMU_FORMAT[disk_format])
+    base_size = Path(base).stat().st_size
+    if info.get("virtual-size", 0) < base_size:
+        raise ConvertError(f"{dest.name}: virtual size {info.get('virtual-size')} is smaller "
+                           f"than the base image's {base_size}")
+    seconds = time.monotonic() - started
+    record = {"format": disk_format, "qemu_format": QEMU_FORMAT[disk_format],
+              "bytes": Path(dest).stat().st_size, "virtual_size": info["virtual-size"],
+              "seconds": round(seconds, 2)}
+    LOG.info("converted to %s in %.1f s (%d bytes)", disk_format, seconds, record["bytes"])
+    return record

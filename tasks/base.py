@@ -1,0 +1,64 @@
+"""The base task: work directory, configuration access and the failure report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from functools import cached_property
+from pathlib import Path
+
+import luigi
+
+from pipeline.config import PipelineConfig, load_pipeline
+from pipeline.errors import PipelineError
+
+LOG = logging.getLogger("imagefleet.tasks")
+
+
+class imagefleet(luigi.Config):  # noqa: N801 - luigi names config sections by class
+    """``[imagefleet]`` in luigi.cfg; the CLI sets the same keys from its options."""
+
+    work_dir = luigi.Parameter(default="work")
+    config = luigi.Parameter(default="config/pipeline.yaml")
+    clouds_yaml = luigi.Parameter(default="")
+
+
+class ImagefleetTask(luigi.Task):
+    """Every task's base: knows where work goes and records why it failed."""
+
+    @property
+    def work_dir(self) -> Path:
+        return Path(imagefleet().work_dir).resolve()
+
+    @cached_property
+    def pipeline_config(self) -> PipelineConfig:
+        return load_pipeline(imagefleet().config)
+
+    def log_path(self, name: str) -> Path:
+        path = self.work_dir / "logs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def failure_where(self) -> str | None:
+        """The cloud (or file) a failure of this task is about; tasks override."""
+        return None
+
+    def on_failure(self, exception: BaseException) -> str:
+        """Record a one-line reason for the CLI and the report; luigi shows it in the UI."""
+        if isinstance(exception, PipelineError):
+            exception.at(where=self.failure_where())
+            line = str(exception)
+        else:
+            line = f"{self.failure_where() or self.task_family}: {type(exception).__name__}: {exception}"
+        failures = self.work_dir / "failures"
+        failures.mkdir(parents=True, exist_ok=True)
+        record = {"task_id": self.task_id, "task": self.task_family, "error": line,
+                  "where": self.failure_where(), "time": time.time()}
+        (failures / f"{self.task_id}.json").write_text(json.dumps(record) + "\n")
+        LOG.error("%s failed: %s", self.task_id, line, exc_info=exception)
+        return line
+
+    def on_success(self) -> None:
+        stale = self.work_dir / "failures" / f"{self.task_id}.json"
+        stale.unlink(missing_ok=True)

@@ -1,0 +1,163 @@
+"""``imagefleet``: the command line over the pipeline and its Luigi tasks.
+
+Expected failures print one line ``imagefleet: <where>: <step>: <cause>`` and
+exit non-zero; ``-v`` adds luigi's output and tracebacks; the log file under
+the work directory keeps everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import luigi
+import luigi.configuration
+
+from pipeline import logsetup
+from pipeline.build import plan_build
+from pipeline.clouds import SECRET_KEYS, load_clouds, select_clouds
+from pipeline.config import load_pipeline, load_profiles
+from pipeline.errors import PipelineError
+from pipeline.formats import distinct_formats
+from tasks.build import BuildImages, ConvertImage
+
+LOG = logging.getLogger("imagefleet")
+EXIT_FAILED, EXIT_CONFIG = 1, 2
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more detail on the console (-vv: debug)")
+    p.add_argument("--config", default=os.environ.get("IMAGEFLEET_CONFIG", "config/pipeline.yaml"),
+                   help="pipeline.yaml (default: %(default)s)")
+    p.add_argument("--clouds-yaml", default=None,
+                   help="clouds.yaml to read (default: OS_CLIENT_CONFIG_FILE or the standard search path)")
+    p.add_argument("--cloud", action="append", default=None, metavar="NAME",
+                   help="only this cloud (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imagefleet", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check-config", help="validate pipeline.yaml, vendor profiles and clouds.yaml")
+    _add_common(check)
+    build = sub.add_parser("build", help="build the base image and convert it for every cloud")
+    _add_common(build)
+    build.add_argument("--work-dir", default=os.environ.get("IMAGEFLEET_WORK_DIR", "work"))
+    build.add_argument("--workers", type=int, default=1)
+    build.add_argument("--format", action="append", dest="formats", default=None,
+                       help="convert to this format instead of the clouds' formats (repeatable)")
+    lc = sub.add_parser("localcloud", help="serve OpenStack APIs on 127.0.0.1 (offline rehearsal)",
+                        add_help=False)
+    lc.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def load_all(args: argparse.Namespace):
+    """Load and cross-check every configuration file; returns (config, clouds)."""
+    config = load_pipeline(args.config)
+    profiles = load_profiles(config.vendors_dir)
+    clouds = load_clouds(args.clouds_yaml)
+    selected = select_clouds(config, profiles, clouds, only=args.cloud)
+    for cloud in selected:
+        for secret in _secrets_of(cloud.config.auth):
+            logsetup.register_secret(secret)
+    return config, selected
+
+
+def _secrets_of(auth: dict) -> list[str]:
+    return [str(v) for k, v in auth.items() if k in SECRET_KEYS and v]
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config, selected = load_all(args)
+    plan = plan_build(config)
+    print(f"pipeline: {config.path} (image {config.image_name}, build {plan.build_id})")
+    print(f"{'cloud':<24} {'profile':<18} {'format':<7}")
+    for cloud in selected:
+        print(f"{cloud.name:<24} {cloud.profile.name:<18} {cloud.disk_format:<7}")
+    print(f"formats to convert: {', '.join(distinct_formats(c.disk_format for c in selected))}")
+    return 0
+
+
+def configure_luigi(work_dir: Path, config_path: str, clouds_yaml: str | None) -> None:
+    cfg = luigi.configuration.get_config()
+    cfg.set("imagefleet", "work_dir", str(work_dir))
+    cfg.set("imagefleet", "config", str(Path(config_path).resolve()))
+    if clouds_yaml:
+        cfg.set("imagefleet", "clouds_yaml", str(Path(clouds_yaml).resolve()))
+
+
+def run_luigi(tasks: list, work_dir: Path, workers: int, scheduler_url: str | None = None) -> int:
+    """Run ``tasks``; print one line per failure; the exit code says whether all succeeded."""
+    started = time.time()
+    env = {"workers": workers, "detailed_summary": True, "no_configure_logging": True}
+    if scheduler_url:
+        env["scheduler_url"] = scheduler_url
+    else:
+        env["local_scheduler"] = True
+    result = luigi.build(tasks, **env)
+    failures = read_failures(work_dir, since=started)
+    for line in failures:
+        print(f"imagefleet: {line}", file=sys.stderr)
+    ok = result.scheduling_succeeded and result.status.name in (
+        "SUCCESS", "SUCCESS_WITH_RETRY")
+    if not ok and not failures:
+        print(f"imagefleet: run: {result.one_line_summary}", file=sys.stderr)
+    return 0 if ok else EXIT_FAILED
+
+
+def read_failures(work_dir: Path, since: float) -> list[str]:
+    lines = []
+    for path in sorted((work_dir / "failures").glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("time", 0) >= since:
+            lines.append(record["error"])
+    return lines
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    config, selected = load_all(args)
+    plan = plan_build(config)
+    formats = args.formats or distinct_formats(c.disk_format for c in selected)
+    work_dir = Path(args.work_dir).resolve()
+    configure_luigi(work_dir, args.config, args.clouds_yaml)
+    LOG.info("build %s: formats %s", plan.build_id, ", ".join(formats))
+    code = run_luigi([BuildImages(digest=plan.digest, disk_formats=formats)], work_dir,
+                     args.workers)
+    if code == 0:
+        for fmt in formats:
+            print(ConvertImage(digest=plan.digest, disk_format=fmt).output().path)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["localcloud"]:
+        from localcloud.server import main as localcloud_main
+        return localcloud_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    work_dir = Path(getattr(args, "work_dir", None) or "work").resolve()
+    logsetup.configure(args.verbose, work_dir / "logs" / "imagefleet.log")
+    handlers = {"check-config": cmd_check_config, "build": cmd_build}
+    try:
+        return handlers[args.command](args)
+    except PipelineError as e:
+        LOG.debug("failed", exc_info=True)
+        print(f"imagefleet: {e}", file=sys.stderr)
+        return EXIT_CONFIG if e.step == "config" else EXIT_FAILED
+    except KeyboardInterrupt:
+        print("imagefleet: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

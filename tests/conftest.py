@@ -1,0 +1,33 @@
+"""Shared test helpers: paths, a config tree in tmp_path, clouds.yaml writing."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def config_tree(tmp_path: Path) -> Path:
+    """A copy of config/ (pipeline.yaml + vendors) that a test may break."""
+    dest = tmp_path / "config"
+    shutil.copytree(REPO / "config", dest)
+    return dest
+
+
+def write_clouds_yaml(path: Path, clouds: dict) -> Path:
+    path.write_text(yaml.safe_dump({"clouds": clouds}, sort_keys=False))
+    return path
+
+
+def cloud_entry(profile: str, **extra) -> dict:
+    entry = {"profile": profile, "auth_type": "password", "region_name": "RegionOne",
+             "auth": {"auth_url": "http://127.0.0.1:1/v3", "username": "demo",
+                      "password": "s3cret-pass", "project_name": "demo",
+                      "user_domain_name": "Default", "project_domain_name": "Default"}}
+    entry.update(extra)
+    return entry

@@ -1,0 +1,145 @@
+"""Configuration: every vendor file validates; bad input gives one precise error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.clouds import load_clouds, redact, select_clouds
+from pipeline.config import load_pipeline, load_profile, load_profiles
+from pipeline.errors import ConfigError
+from tests.conftest import REPO, cloud_entry, write_clouds_yaml
+
+VENDOR_FILES = sorted((REPO / "config" / "vendors").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", VENDOR_FILES, ids=lambda p: p.stem)
+def test_every_vendor_profile_validates(path: Path):
+    profile = load_profile(path)
+    assert profile.name == path.stem
+    assert profile.disk_formats
+
+
+def test_the_six_vendor_shapes_are_present():
+    names = set(load_profiles(REPO / "config" / "vendors"))
+    assert {"rackspace-like", "hp-like", "dreamhost-like", "vexxhost-like", "ovh-like",
+            "auro-like"} <= names
+
+
+@pytest.mark.parametrize("mutate, key, words", [
+    (lambda d: d["image"].update(disk_formats=["vmdk"]), "image.disk_formats.0", "not one of"),
+    (lambda d: d["network"].update(colour="blue"), "network.colour", "unknown key"),
+    (lambda d: d.pop("network"), "network", "required key is missing"),
+    (lambda d: d["image"].update(upload=["ftp"]), "image.upload.0", "not one of"),
+    (lambda d: d["network"].update(check_port=70000), "network.check_port", "70000"),
+])
+def test_bad_vendor_profile_names_file_and_key(tmp_path, mutate, key, words):
+    data = yaml.safe_load((REPO / "config/vendors/hp-like.yaml").read_text())
+    mutate(data)
+    path = tmp_path / "hp-like.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as err:
+        load_profile(path)
+    line = str(err.value)
+    assert line.startswith(f"{path}: config: {key}:"), line
+    assert words in line
+    assert "\n" not in line
+
+
+def test_profile_name_must_match_file(tmp_path):
+    path = tmp_path / "other.yaml"
+    path.write_text((REPO / "config/vendors/hp-like.yaml").read_text())
+    with pytest.raises(ConfigError, match="does not match the file name"):
+        load_profile(path)
+
+
+def test_malformed_yaml_reports_line_and_column(config_tree):
+    path = config_tree / "pipeline.yaml"
+    path.write_text("image:\n  name: x\n   release: [bookworm\n")
+    with pytest.raises(ConfigError) as err:
+        load_pipeline(path)
+    assert str(err.value).startswith(f"{path}: config: malformed YAML: line ")
+
+
+def test_unknown_pipeline_key(config_tree):
+    path = config_tree / "pipeline.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["image"]["colour"] = "blue"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"image\.colour: unknown key"):
+        load_pipeline(path)
+
+
+def test_pipeline_defaults(config_tree):
+    config = load_pipeline(config_tree / "pipeline.yaml")
+    assert config.image_name == "imagefleet-debian"
+    assert "imagefleet-base" in config.elements
+    assert config.vendors_dir == (config_tree / "vendors").resolve()
+
+
+def _select(config_tree, tmp_path, clouds, only=None, env=None):
+    config = load_pipeline(config_tree / "pipeline.yaml")
+    profiles = load_profiles(config.vendors_dir)
+    path = write_clouds_yaml(tmp_path / "clouds.yaml", clouds)
+    return select_clouds(config, profiles, load_clouds(path), only=only, env=env or {})
+
+
+def test_clouds_get_their_profile_and_format(config_tree, tmp_path):
+    selected = _select(config_tree, tmp_path, {
+        "rax": cloud_entry("rackspace-like"), "hp": cloud_entry("hp-like"),
+        "dh": cloud_entry("dreamhost-like"), "plain": {"auth": {}}})
+    assert [(c.name, c.profile.name, c.disk_format) for c in selected] == [
+        ("rax", "rackspace-like", "vhd"), ("hp", "hp-like", "qcow2"), ("dh", "dreamhost-like", "raw")]
+
+
+def test_os_cloud_and_only_select(config_tree, tmp_path):
+    clouds = {"a": cloud_entry("hp-like"), "b": cloud_entry("ovh-like")}
+    assert [c.name for c in _select(config_tree, tmp_path, clouds, env={"OS_CLOUD": "b"})] == ["b"]
+    assert [c.name for c in _select(config_tree, tmp_path, clouds, only=["a"])] == ["a"]
+
+
+def test_unknown_profile_is_one_line(config_tree, tmp_path):
+    with pytest.raises(ConfigError) as err:
+        _select(config_tree, tmp_path, {"x": cloud_entry("nimbus-like")})
+    line = str(err.value)
+    assert "clouds.yaml: config: clouds.x.profile: unknown vendor profile 'nimbus-like'" in line
+
+
+@pytest.mark.parametrize("fmt, words", [("vmdk", "unknown format 'vmdk'"),
+                                        ("qcow2", "not accepted by this vendor")])
+def test_bad_image_format_override(config_tree, tmp_path, fmt, words):
+    with pytest.raises(ConfigError) as err:
+        _select(config_tree, tmp_path, {"x": cloud_entry("rackspace-like", image_format=fmt)})
+    assert "clouds.x.image_format" in str(err.value) and words in str(err.value)
+
+
+def test_malformed_clouds_yaml(tmp_path):
+    path = tmp_path / "clouds.yaml"
+    path.write_text("clouds:\n  a: {auth: [\n")
+    with pytest.raises(ConfigError, match="malformed YAML"):
+        load_clouds(path)
+    path.write_text("clouds: [a, b]\n")
+    with pytest.raises(ConfigError, match="clouds: expected a mapping"):
+        load_clouds(path)
+
+
+def test_secure_yaml_is_merged_and_secrets_redacted(tmp_path):
+    entry = cloud_entry("hp-like")
+    del entry["auth"]["password"]
+    write_clouds_yaml(tmp_path / "clouds.yaml", {"hp": entry})
+    (tmp_path / "secure.yaml").write_text(yaml.safe_dump(
+        {"clouds": {"hp": {"auth": {"password": "from-secure"}}}}))
+    cloud = load_clouds(tmp_path / "clouds.yaml")["hp"]
+    assert cloud.auth["password"] == "from-secure"
+    assert "from-secure" not in repr(cloud)
+    assert redact(cloud.config)["auth"]["password"] == "***"
+
+
+def test_search_path_honours_os_client_config_file(tmp_path):
+    path = write_clouds_yaml(tmp_path / "elsewhere.yaml", {"a": cloud_entry("hp-like")})
+    from pipeline.clouds import find_clouds_yaml
+    assert find_clouds_yaml({"OS_CLIENT_CONFIG_FILE": str(path)}) == path
+    with pytest.raises(ConfigError, match="no clouds.yaml found"):
+        find_clouds_yaml({"OS_CLIENT_CONFIG_FILE": str(tmp_path / "missing.yaml")})

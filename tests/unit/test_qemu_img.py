@@ -1,0 +1,23 @@
+"""qemu-img argv decisions (pure) and the error mapping of check."""
+
+import pytest
+
+from pipeline import qemu_img
+from pipeline.errors import ConvertError
+
+
+@pytest.mark.parametrize("dest_fmt, out_of_order", [("raw", True), ("qcow2", False), ("vpc", False)])
+def test_convert_argv_is_sparse_and_orders_writes_safely(dest_fmt, out_of_order):
+    argv = qemu_img.convert_argv("in.raw", "raw", "out", dest_fmt)
+    assert argv[:2] == [qemu_img.QEMU_IMG, "convert"]
+    assert argv[argv.index("-O") + 1] == dest_fmt
+    assert argv[argv.index("-S") + 1] == "4k"
+    assert ("-W" in argv) is out_of_order
+    assert argv[-2:] == ["in.raw", "out"]
+
+
+def test_convert_argv_options_and_unknown_format():
+    argv = qemu_img.convert_argv("a", "raw", "b", "vpc", options={"subformat": "dynamic"})
+    assert argv[argv.index("-o") + 1] == "subformat=dynamic"
+    with pytest.raises(ConvertError, match="unknown qemu image format 'vmdk'"):
+        qemu_img.convert_argv("a", "raw", "b", "vmdk")
