@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -34,15 +33,16 @@ class BuildPlan:
 
 def plan_build(config: PipelineConfig, elements_dir: Path = ELEMENTS_DIR) -> BuildPlan:
     """Digest the build's inputs (elements' content, config, release, DIB version)."""
-    spec = dib.DibSpec(name=config.image_name, elements=list(config.elements),
-                       release=config.release, environment=dict(config.environment),
-                       mirror=config.mirror, size=config.size)
+    spec = dib.resolve_spec(dib.DibSpec(
+        name=config.image_name, elements=tuple(config.elements), release=config.release,
+        environment=dict(config.environment), mirror=config.mirror, size=config.size))
+    dib.check_elements(spec.elements, [elements_dir, dib.dib_elements_dir()], [elements_dir])
     digest = dib.build_digest(spec, [elements_dir])
     return BuildPlan(digest=digest, spec=spec)
 
 
 def build_base(plan: BuildPlan, dest: Path, *, work_dir: Path, log_path: Path,
-               elements_dir: Path = ELEMENTS_DIR, progress=None) -> dict:
+               progress=None) -> dict:
     """Build the raw base image into ``dest`` (a temporary path the caller renames)."""
     started = time.monotonic()
     spec = dib.DibSpec(**{**asdict(plan.spec), "build_id": plan.build_id})
@@ -50,7 +50,7 @@ def build_base(plan: BuildPlan, dest: Path, *, work_dir: Path, log_path: Path,
     scratch.mkdir(parents=True, exist_ok=True)
     try:
         built = dib.build_image(spec, scratch, work_dir=Path(work_dir), log_path=log_path,
-                                elements_dirs=[elements_dir], progress=progress)
+                                progress=progress or _log_phase)
         info = qemu_img.info(built, "raw")
         if info.get("virtual-size", 0) <= 0:
             raise BuildError(f"diskimage-builder produced an empty image ({built})")
@@ -64,5 +64,5 @@ def build_base(plan: BuildPlan, dest: Path, *, work_dir: Path, log_path: Path,
     return record
 
 
-def write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+def _log_phase(line: str) -> None:
+    LOG.info("build: %s", line)

@@ -19,7 +19,7 @@ import yaml
 from pipeline.errors import ConfigError
 
 DEFAULT_CONFIG = Path("config/pipeline.yaml")
-DEFAULT_ELEMENTS = ["debian-minimal", "vm", "imagefleet-base"]
+DEFAULT_ELEMENTS = ["debian-minimal", "vm", "block-device-mbr", "imagefleet-base"]
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def load_pipeline(path: str | os.PathLike | None = None) -> PipelineConfig:
         elements=list(image.get("elements") or DEFAULT_ELEMENTS),
         environment={k: str(v) for k, v in (image.get("environment") or {}).items()},
         mirror=image.get("mirror"),
-        size=str(image.get("size", "2G")),
+        size=str(image.get("size", "2")).removesuffix("G"),
         clouds=list(data.get("clouds") or []),
         vendors_dir=vendors_dir,
         keep=int((data.get("retention") or {}).get("keep", 3)),

@@ -22,7 +22,7 @@ from pipeline import logsetup
 from pipeline.build import plan_build
 from pipeline.clouds import SECRET_KEYS, load_clouds, select_clouds
 from pipeline.config import load_pipeline, load_profiles
-from pipeline.errors import PipelineError
+from pipeline.errors import ConfigError, PipelineError
 from pipeline.formats import distinct_formats
 from tasks.build import BuildImages, ConvertImage
 
@@ -87,6 +87,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def configure_luigi(work_dir: Path, config_path: str, clouds_yaml: str | None) -> None:
     cfg = luigi.configuration.get_config()
+    cfg.set("core", "no_configure_logging", "true")  # ours (logsetup) is already in place
+    cfg.set("core", "autoload_range", "false")
     cfg.set("imagefleet", "work_dir", str(work_dir))
     cfg.set("imagefleet", "config", str(Path(config_path).resolve()))
     if clouds_yaml:
@@ -96,7 +98,7 @@ def configure_luigi(work_dir: Path, config_path: str, clouds_yaml: str | None) -
 def run_luigi(tasks: list, work_dir: Path, workers: int, scheduler_url: str | None = None) -> int:
     """Run ``tasks``; print one line per failure; the exit code says whether all succeeded."""
     started = time.time()
-    env = {"workers": workers, "detailed_summary": True, "no_configure_logging": True}
+    env = {"workers": workers, "detailed_summary": True}
     if scheduler_url:
         env["scheduler_url"] = scheduler_url
     else:
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as e:
         LOG.debug("failed", exc_info=True)
         print(f"imagefleet: {e}", file=sys.stderr)
-        return EXIT_CONFIG if e.step == "config" else EXIT_FAILED
+        return EXIT_CONFIG if isinstance(e, ConfigError) else EXIT_FAILED
     except KeyboardInterrupt:
         print("imagefleet: interrupted", file=sys.stderr)
         return 130

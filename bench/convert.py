@@ -1,0 +1,67 @@
+"""Conversion benchmark: our wrapper against bare qemu-img in the same run.
+
+Prints wall time and throughput for each format through ``pipeline.qemu_img``
+and through a bare ``qemu-img convert`` of the same file with the same
+arguments (target ratio <= 1.05), plus qemu-img with its default arguments,
+and the VHD writer against ``qemu-img convert -O vpc``.
+
+    .venv/bin/python bench/convert.py [--size-mib 1024] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import MiB, best_of, make_sparse_raw, row  # noqa: E402
+from pipeline import qemu_img, vhd  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--dir", default=None, help="scratch directory (default: a temp dir)")
+    args = parser.parse_args(argv)
+    size = args.size_mib * MiB
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        tmp = Path(tmp)
+        src = make_sparse_raw(tmp / "src.raw", size)
+        print(f"source: {args.size_mib} MiB raw, ~30% data, median of {args.runs} runs")
+        for fmt in ("qcow2", "raw"):
+            dest = tmp / f"out.{fmt}"
+
+            def clean(dest=dest):
+                dest.unlink(missing_ok=True)
+
+            argv = qemu_img.convert_argv(src, "raw", dest, fmt, progress=True)
+            bare = best_of(args.runs, lambda argv=argv: subprocess.run(
+                argv, check=True, stdout=subprocess.DEVNULL), before=clean)
+            default = best_of(args.runs, lambda dest=dest, fmt=fmt: subprocess.run(
+                ["qemu-img", "convert", "-f", "raw", "-O", fmt, str(src), str(dest)], check=True),
+                before=clean)
+            wrapped = best_of(args.runs, lambda dest=dest, fmt=fmt: qemu_img.convert(
+                src, "raw", dest, fmt, progress=lambda pct: None), before=clean)
+            print(row(f"{fmt}: bare qemu-img (same args)", bare, size))
+            print(row(f"{fmt}: bare qemu-img (default args)", default, size, bare))
+            print(row(f"{fmt}: pipeline.qemu_img.convert", wrapped, size, bare))
+        vpc = tmp / "out.vpc"
+        ours = tmp / "out.vhd"
+        qemu_vpc = best_of(args.runs, lambda: subprocess.run(
+            ["qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic",
+             str(src), str(vpc)], check=True), before=lambda: vpc.unlink(missing_ok=True))
+        writer = best_of(args.runs, lambda: vhd.write_vhd(src, ours),
+                         before=lambda: ours.unlink(missing_ok=True))
+        print(row("vhd: qemu-img convert -O vpc", qemu_vpc, size))
+        print(row("vhd: pipeline.vhd.write_vhd (XenServer-style)", writer, size, qemu_vpc))
+        print(f"vhd writer throughput ratio to qemu-img vpc: {qemu_vpc / writer:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
