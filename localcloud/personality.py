@@ -1,0 +1,153 @@
+"""A personality is a vendor shape as data: capability flags the services ask.
+
+Code reads flags (``image_api``, ``upload``, ``catalog``...), never a vendor's
+name; a new vendor is a new YAML file validated against ``SCHEMA``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+PERSONALITY_DIR = Path(__file__).parent / "personalities"
+
+# Where each upload mechanism lives: a mechanism needs its image API version.
+UPLOAD_NEEDS_API = {"post": "v1", "put": "v2", "task": "v2", "glance-direct": "v2"}
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "description", "regions", "identity", "auth_type", "services",
+                 "image_api", "catalog", "disk_formats", "container_formats", "upload"],
+    "properties": {
+        "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$"},
+        "description": {"type": "string"},
+        "regions": {"type": "array", "minItems": 1, "uniqueItems": True,
+                    "items": {"type": "string", "pattern": "^[A-Za-z0-9._-]+$"}},
+        "identity": {"type": "array", "minItems": 1, "uniqueItems": True,
+                     "items": {"enum": ["v2.0", "v3"]}},
+        "auth_type": {"enum": ["password", "application_credential"]},
+        "services": {"type": "array", "uniqueItems": True, "contains": {"const": "identity"},
+                     "items": {"enum": ["identity", "image", "object-store"]}},
+        "image_api": {"type": "array", "minItems": 1, "uniqueItems": True,
+                      "items": {"enum": ["v1", "v2"]}},
+        "catalog": {"enum": ["versioned", "unversioned"]},
+        "disk_formats": {"type": "array", "minItems": 1, "uniqueItems": True,
+                         "items": {"enum": ["raw", "qcow2", "vhd", "vhdx", "vmdk", "vdi",
+                                            "iso", "ploop", "ami", "ari", "aki"]}},
+        "container_formats": {"type": "array", "minItems": 1, "uniqueItems": True,
+                              "items": {"enum": ["bare", "ovf", "ova", "ami", "ari", "aki",
+                                                 "docker", "compressed"]}},
+        "upload": {"type": "array", "minItems": 1, "uniqueItems": True,
+                   "items": {"enum": sorted(UPLOAD_NEEDS_API)}},
+        "format_check": {"type": "boolean"},
+        "token_ttl": {"type": "integer", "minimum": 1},
+        "faults": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+class PersonalityError(ValueError):
+    """A personality file that is missing, malformed or self-contradictory."""
+
+
+@dataclass(frozen=True)
+class Personality:
+    name: str
+    description: str
+    regions: tuple[str, ...]
+    identity: tuple[str, ...]
+    auth_type: str
+    services: tuple[str, ...]
+    image_api: tuple[str, ...]
+    catalog: str
+    disk_formats: tuple[str, ...]
+    container_formats: tuple[str, ...]
+    upload: tuple[str, ...]
+    format_check: bool = False
+    token_ttl: int | None = None
+    faults: tuple[dict, ...] = ()
+    source: str = ""
+    data: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def region(self) -> str:
+        return self.regions[0]
+
+    @property
+    def image_versions(self) -> tuple[int, ...]:
+        """Major image API versions served, e.g. (1, 2)."""
+        return tuple(sorted(int(v[1:]) for v in self.image_api))
+
+    def clouds_yaml_hints(self) -> dict[str, Any]:
+        """Client settings a stock openstacksdk needs for this shape, from the flags."""
+        hints: dict[str, Any] = {
+            "identity_api_version": self.identity[0].lstrip("v"),
+            "image_api_version": str(max(self.image_versions)),
+            "image_format": self.disk_formats[0],
+        }
+        if "task" in self.upload and "put" not in self.upload:
+            hints["image_api_use_tasks"] = True
+        return hints
+
+
+def validate(data: Any, source: str = "<data>") -> None:
+    """Raise PersonalityError unless ``data`` is a coherent personality."""
+    try:
+        jsonschema.validate(data, SCHEMA)
+    except jsonschema.ValidationError as e:
+        where = "/".join(str(p) for p in e.absolute_path) or "(top)"
+        raise PersonalityError(f"{source}: {where}: {e.message}") from e
+    for mechanism in data["upload"]:
+        if UPLOAD_NEEDS_API[mechanism] not in data["image_api"]:
+            raise PersonalityError(
+                f"{source}: upload: {mechanism} needs image API {UPLOAD_NEEDS_API[mechanism]}")
+    if "task" in data["upload"] and "object-store" not in data["services"]:
+        raise PersonalityError(f"{source}: upload: task needs the object-store service")
+    if data["auth_type"] == "application_credential" and "v3" not in data["identity"]:
+        raise PersonalityError(f"{source}: auth_type: application credentials need identity v3")
+
+
+def from_dict(data: dict, source: str = "<data>") -> Personality:
+    validate(data, source)
+    return Personality(
+        name=data["name"], description=data["description"].strip(),
+        regions=tuple(data["regions"]), identity=tuple(data["identity"]),
+        auth_type=data["auth_type"], services=tuple(data["services"]),
+        image_api=tuple(data["image_api"]), catalog=data["catalog"],
+        disk_formats=tuple(data["disk_formats"]),
+        container_formats=tuple(data["container_formats"]),
+        upload=tuple(data["upload"]), format_check=data.get("format_check", False),
+        token_ttl=data.get("token_ttl"),
+        faults=tuple(data.get("faults", ())), source=source, data=data)
+
+
+def load_file(path: Path) -> Personality:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise PersonalityError(f"{path}: {e}") from e
+    return from_dict(data, str(path))
+
+
+def available(directory: Path = PERSONALITY_DIR) -> list[str]:
+    return sorted(p.stem for p in directory.glob("*.yaml"))
+
+
+def load(name_or_path: str, directory: Path = PERSONALITY_DIR) -> Personality:
+    """Load a shipped personality by name, or any personality file by path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return load_file(path)
+    candidate = directory / f"{name_or_path}.yaml"
+    if not candidate.exists():
+        raise PersonalityError(
+            f"unknown personality {name_or_path!r} (known: {', '.join(available(directory))})")
+    personality = load_file(candidate)
+    if personality.name != name_or_path:
+        raise PersonalityError(f"{candidate}: name {personality.name!r} differs from file name")
+    return personality

@@ -1,0 +1,119 @@
+"""Upload mechanisms beyond a direct PUT: Swift + import task, and glance-direct."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.localcloud.conftest import (
+    image_adapter,
+    md5,
+    qcow2_bytes,
+    upload_segmented,
+    vhd_bytes,
+    wait_for,
+    wait_task,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+OCTET = {"Content-Type": "application/octet-stream"}
+
+
+def _task(glance, source: str, **properties) -> dict:
+    body = {"type": "import", "input": {"import_from": source, "import_from_format": "vhd",
+                                        "image_properties": {"name": "imported",
+                                                             **properties}}}
+    created = glance.post("/tasks", json=body)
+    assert created.status_code == 201 and created.json()["status"] == "pending"
+    return created.json()
+
+
+def test_task_import_from_a_segmented_swift_object(lc, rackspace, tmp_path):
+    data = vhd_bytes()
+    upload_segmented(lc, "rackspace-like", tmp_path, "image.vhd", data)
+    task = wait_task(rackspace, _task(rackspace, "staging/image.vhd", os_distro="centos")["id"])
+    assert task["status"] == "success", task["message"]
+    image = rackspace.get(f"/images/{task['result']['image_id']}").json()
+    assert image["status"] == "active" and image["checksum"] == md5(data)
+    assert image["disk_format"] == "vhd" and image["container_format"] == "ovf"
+    assert image["name"] == "imported" and image["os_distro"] == "centos"
+    listed = rackspace.get("/tasks").json()["tasks"]
+    assert task["id"] in [t["id"] for t in listed]
+
+
+def test_direct_upload_is_refused_on_a_task_only_cloud(rackspace):
+    image = rackspace.post("/images", json={"name": "direct", "disk_format": "vhd",
+                                            "container_format": "ovf"}).json()
+    response = rackspace.put(f"/images/{image['id']}/file", data=vhd_bytes(1024),
+                             headers=OCTET, raise_exc=False)
+    assert response.status_code == 403 and "import task" in response.json()["message"]
+
+
+def test_qcow2_content_fails_the_import(lc, rackspace, tmp_path):
+    upload_segmented(lc, "rackspace-like", tmp_path, "wrong.img", qcow2_bytes(2 << 20))
+    task = wait_task(rackspace, _task(rackspace, "staging/wrong.img")["id"])
+    assert task["status"] == "failure" and "does not match" in task["message"]
+    assert rackspace.get("/images").json()["images"] == []
+
+
+def test_missing_object_fails_the_task(rackspace):
+    task = wait_task(rackspace, _task(rackspace, "staging/nothing-here")["id"])
+    assert task["status"] == "failure" and "not found" in task["message"]
+
+
+def test_tasks_are_refused_where_upload_is_not_task(lc, sessions):
+    ovh = image_adapter(sessions["ovh-like"], lc, "ovh-like", 2)
+    response = ovh.post("/tasks", json={"type": "import", "input": {"import_from": "a/b"}},
+                        raise_exc=False)
+    assert response.status_code == 403
+
+
+@pytest.fixture
+def vexxhost(lc, sessions):
+    glance = image_adapter(sessions["vexxhost-like"], lc, "vexxhost-like", 2)
+    yield glance
+    for image in glance.get("/images").json()["images"]:
+        glance.delete(f"/images/{image['id']}")
+
+
+def test_glance_direct_stage_and_import(vexxhost):
+    methods = vexxhost.get("/info/import").json()["import-methods"]["value"]
+    assert methods == ["glance-direct"]
+    created = vexxhost.post("/images", json={"name": "gd", "disk_format": "qcow2",
+                                             "container_format": "bare"})
+    assert created.headers["OpenStack-image-import-methods"] == "glance-direct"
+    image_id = created.json()["id"]
+    data = qcow2_bytes(200_000)
+    assert vexxhost.put(f"/images/{image_id}/stage", data=data, headers=OCTET).status_code == 204
+    assert vexxhost.get(f"/images/{image_id}").json()["status"] == "uploading"
+    accepted = vexxhost.post(f"/images/{image_id}/import",
+                             json={"method": {"name": "glance-direct"}})
+    assert accepted.status_code == 202
+    image = wait_for(lambda: (lambda i: i if i["status"] == "active" else None)(
+        vexxhost.get(f"/images/{image_id}").json()))
+    assert image["checksum"] == md5(data) and image["size"] == len(data)
+
+
+def test_import_needs_staging_and_a_known_method(vexxhost):
+    image_id = vexxhost.post("/images", json={"name": "x", "disk_format": "raw",
+                                              "container_format": "bare"}).json()["id"]
+    early = vexxhost.post(f"/images/{image_id}/import", raise_exc=False,
+                          json={"method": {"name": "glance-direct"}})
+    assert early.status_code == 409
+    unknown = vexxhost.post(f"/images/{image_id}/import", raise_exc=False,
+                            json={"method": {"name": "web-download", "uri": "http://x"}})
+    assert unknown.status_code == 400
+
+
+def test_no_interoperable_import_without_the_flag(lc, sessions):
+    dreamhost = image_adapter(sessions["dreamhost-like"], lc, "dreamhost-like", 2)
+    assert dreamhost.get("/info/import", raise_exc=False).status_code == 404
+    created = dreamhost.post("/images", json={"name": "x", "disk_format": "raw",
+                                              "container_format": "bare"})
+    assert "OpenStack-image-import-methods" not in created.headers
+    image_id = created.json()["id"]
+    staged = dreamhost.put(f"/images/{image_id}/stage", data=os.urandom(10), headers=OCTET,
+                           raise_exc=False)
+    assert staged.status_code == 404
+    dreamhost.delete(f"/images/{image_id}")
