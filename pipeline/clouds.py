@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import PipelineConfig, Profile, read_yaml
+from pipeline.config import PipelineConfig, Profile, load_schema, read_yaml, validate
 from pipeline.errors import ConfigError
 from pipeline.formats import choose_disk_format
 
+OVERRIDES_KEY = "imagefleet_profile_overrides"
 SECRET_KEYS = frozenset({"password", "application_credential_secret", "token", "secret",
                          "api_key", "client_secret"})
 
@@ -122,6 +123,21 @@ def load_clouds(path: str | os.PathLike | None = None,
     return clouds
 
 
+def apply_overrides(profile: Profile, cloud: CloudConfig) -> Profile:
+    """A cloud may adjust its profile (``imagefleet_profile_overrides:``), e.g. which
+    address ranges count as routable there; the result is validated like a profile."""
+    overrides = cloud.config.get(OVERRIDES_KEY)
+    if not overrides:
+        return profile
+    if not isinstance(overrides, dict):
+        raise ConfigError("expected a mapping", file=cloud.path,
+                          key=f"clouds.{cloud.name}.{OVERRIDES_KEY}")
+    merged = _merge(profile.data, overrides)
+    validate(merged, load_schema("vendor"), cloud.path,
+             prefix=f"clouds.{cloud.name}.{OVERRIDES_KEY}")
+    return Profile(name=profile.name, data=merged, path=profile.path)
+
+
 def select_clouds(config: PipelineConfig, profiles: Mapping[str, Profile],
                   clouds: Mapping[str, CloudConfig], only: list[str] | None = None,
                   env: Mapping[str, str] | None = None) -> list[Cloud]:
@@ -152,6 +168,7 @@ def select_clouds(config: PipelineConfig, profiles: Mapping[str, Profile],
         if profile is None:
             raise ConfigError(f"unknown vendor profile {cloud.profile_name!r} (known: "
                               f"{', '.join(sorted(profiles))})", file=cloud.path, key=key)
+        profile = apply_overrides(profile, cloud)
         override = cloud.config.get("image_format")
         try:
             disk_format = choose_disk_format(profile.disk_formats, override)

@@ -143,3 +143,15 @@ def test_search_path_honours_os_client_config_file(tmp_path):
     assert find_clouds_yaml({"OS_CLIENT_CONFIG_FILE": str(path)}) == path
     with pytest.raises(ConfigError, match="no clouds.yaml found"):
         find_clouds_yaml({"OS_CLIENT_CONFIG_FILE": str(tmp_path / "missing.yaml")})
+
+
+def test_profile_overrides_from_clouds_yaml(config_tree, tmp_path):
+    overrides = {"network": {"routable_cidrs": ["127.100.0.0/16"]}}
+    (cloud,) = _select(config_tree, tmp_path, {
+        "ovh": cloud_entry("ovh-like", imagefleet_profile_overrides=overrides)})
+    assert cloud.profile.get("network.routable_cidrs") == ["127.100.0.0/16"]
+    assert cloud.profile.get("network.external") == "routable-port"  # the rest is kept
+    with pytest.raises(ConfigError) as err:
+        _select(config_tree, tmp_path, {"ovh": cloud_entry(
+            "ovh-like", imagefleet_profile_overrides={"network": {"colour": 1}})})
+    assert "clouds.ovh.imagefleet_profile_overrides.network.colour: unknown key" in str(err.value)
