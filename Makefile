@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 WORK   ?= work
 PYTEST_ARGS ?=
 
-.PHONY: setup system venv lint test test-fast run build check-config bench clean
+.PHONY: setup system venv lint test test-fast run build check-config bench clean upstream upstream-stop
 
 setup: system $(STAMP)
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline tasks localcloud tests bench
+	$(BIN)/ruff check pipeline tasks localcloud upstream tests bench
 
 test: setup
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
@@ -39,5 +39,12 @@ build: setup
 bench: setup
 	$(BIN)/python bench/convert.py
 
+upstream: $(STAMP)
+	$(BIN)/python -m upstream.run start
+
+upstream-stop: $(STAMP)
+	$(BIN)/python -m upstream.run stop
+
 clean:
+	-$(BIN)/python -m upstream.run stop
 	rm -rf $(WORK) .pytest_cache

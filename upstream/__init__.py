@@ -1,0 +1,1 @@
+"""Upstream OpenStack (Keystone, Glance, Swift) on loopback: see run.py."""
