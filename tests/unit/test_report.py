@@ -1,0 +1,50 @@
+"""The run report: rows from stage records, JSON and HTML, the terminal table."""
+
+from __future__ import annotations
+
+import json
+
+from pipeline.report import FAILED, cloud_row, make_report, render_html, render_table, write_report
+
+UPLOAD = {"mechanism": "task", "image_id": "img-1", "bytes": 100 * 2**20, "seconds": 4.0,
+          "skipped": False}
+VERIFY = {"address": "127.100.0.5", "address_source": "public", "seconds_to_active": 3.0,
+          "seconds_to_reachable": 41.5, "build_id": "abc"}
+
+
+def rows():
+    good = cloud_row("rax", "rackspace-like", "vhd", build={}, convert={}, local_boot={},
+                     upload=UPLOAD, verify=VERIFY, error=None, failed_stage=None)
+    bad = cloud_row("hp", "hp-like", "qcow2", build={}, convert={}, local_boot={}, upload=None,
+                    verify=None, error="hp: upload: Glance v1 returned 413 (quota)",
+                    failed_stage="upload")
+    return good, bad
+
+
+def test_rows_carry_stage_status_and_figures():
+    good, bad = rows()
+    assert good.status == "done" and good.upload_rate_mib_s == 25.0
+    assert good.address_source == "public" and good.verify == "passed"
+    assert bad.status == FAILED and bad.stages["upload"] == FAILED
+    assert bad.stages["verify"] == "pending"
+
+
+def test_report_json_html_and_table(tmp_path):
+    report = make_report("2026-11-23", "abc", list(rows()))
+    assert report["failed"] == ["hp"] and not report["ok"]
+    path = write_report(tmp_path / "2026-11-23", report)
+    assert json.loads(path.read_text())["clouds"][1]["cloud"] == "rax"
+    assert (tmp_path / "latest" / "report.html").is_file()
+    page = render_html(report)
+    assert page.count('<tr class="cloud"') == 2
+    assert "Glance v1 returned 413" in page
+    table = render_table(report)
+    assert "1/2 clouds done; failed: hp" in table
+    assert "127.100.0.5 (public)" in table
+
+
+def test_html_escapes_cloud_text():
+    _, bad = rows()
+    bad.error = "<script>alert(1)</script>"
+    page = render_html(make_report("r", "b", [bad]))
+    assert "<script>alert" not in page and "&lt;script&gt;" in page
