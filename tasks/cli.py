@@ -23,7 +23,7 @@ from pipeline.build import plan_build
 from pipeline.clouds import SECRET_KEYS, load_clouds, select_clouds
 from pipeline.config import load_pipeline, load_profiles
 from pipeline.errors import ConfigError, PipelineError
-from pipeline.formats import distinct_formats
+from pipeline.formats import EXTENSION, distinct_formats
 from tasks.build import BuildImages, ConvertImage
 
 LOG = logging.getLogger("imagefleet")
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--work-dir", default=os.environ.get("IMAGEFLEET_WORK_DIR", "work"))
     build.add_argument("--workers", type=int, default=1)
     build.add_argument("--format", action="append", dest="formats", default=None,
+                       choices=sorted(EXTENSION),
                        help="convert to this format instead of the clouds' formats (repeatable)")
     lc = sub.add_parser("localcloud", help="serve OpenStack APIs on 127.0.0.1 (offline rehearsal)",
                         add_help=False)
@@ -127,9 +128,13 @@ def read_failures(work_dir: Path, since: float) -> list[str]:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    config, selected = load_all(args)
+    if args.formats:  # explicit formats: no clouds.yaml needed
+        config = load_pipeline(args.config)
+        formats = distinct_formats(args.formats)
+    else:
+        config, selected = load_all(args)
+        formats = distinct_formats(c.disk_format for c in selected)
     plan = plan_build(config)
-    formats = args.formats or distinct_formats(c.disk_format for c in selected)
     work_dir = Path(args.work_dir).resolve()
     configure_luigi(work_dir, args.config, args.clouds_yaml)
     LOG.info("build %s: formats %s", plan.build_id, ", ".join(formats))
