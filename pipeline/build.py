@@ -65,4 +65,4 @@ def build_base(plan: BuildPlan, dest: Path, *, work_dir: Path, log_path: Path,
 
 
 def _log_phase(line: str) -> None:
-    LOG.info("build: %s", line)
+    LOG.info("%s", line)

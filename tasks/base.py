@@ -10,7 +10,8 @@ from pathlib import Path
 
 import luigi
 
-from pipeline.config import PipelineConfig, load_pipeline
+from pipeline.clouds import Cloud, load_clouds, select_clouds
+from pipeline.config import PipelineConfig, load_pipeline, load_profiles
 from pipeline.errors import PipelineError
 
 LOG = logging.getLogger("imagefleet.tasks")
@@ -34,6 +35,13 @@ class ImagefleetTask(luigi.Task):
     @cached_property
     def pipeline_config(self) -> PipelineConfig:
         return load_pipeline(imagefleet().config)
+
+    def cloud_named(self, name: str) -> Cloud:
+        """The cloud ``name`` with its profile; credentials are read here, never passed in."""
+        config = self.pipeline_config
+        clouds = load_clouds(imagefleet().clouds_yaml or None)
+        (cloud,) = select_clouds(config, load_profiles(config.vendors_dir), clouds, only=[name])
+        return cloud
 
     def log_path(self, name: str) -> Path:
         path = self.work_dir / "logs" / name

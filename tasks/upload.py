@@ -1,0 +1,41 @@
+"""Upload the converted image to one cloud by the mechanism that cloud needs."""
+
+from __future__ import annotations
+
+import json
+
+import luigi
+
+from pipeline.build import BUILD_ID_LEN
+from pipeline.upload import BuildInfo, upload_image
+from tasks.base import ImagefleetTask
+from tasks.build import ConvertImage
+
+
+class UploadImage(ImagefleetTask):
+    """One cloud's upload; the output is a small JSON record of what arrived."""
+
+    digest = luigi.Parameter()
+    cloud = luigi.Parameter()
+
+    @property
+    def resources(self):
+        return {f"upload_{self.cloud}": 1}
+
+    def failure_where(self) -> str:
+        return self.cloud
+
+    def requires(self):
+        disk_format = self.cloud_named(self.cloud).disk_format
+        return ConvertImage(digest=self.digest, disk_format=disk_format)
+
+    def output(self):
+        build_id = self.digest[:BUILD_ID_LEN]
+        return luigi.LocalTarget(str(self.work_dir / "uploads" / build_id / f"{self.cloud}.json"))
+
+    def run(self):
+        build = BuildInfo(build_id=self.digest[:BUILD_ID_LEN], digest=self.digest,
+                          image_name=self.pipeline_config.image_name)
+        record = upload_image(self.cloud_named(self.cloud), self.input().path, build)
+        with self.output().open("w") as f:
+            json.dump(record.to_dict(), f, indent=2, sort_keys=True)

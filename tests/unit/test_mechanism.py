@@ -1,0 +1,77 @@
+"""choose_upload_mechanism over the talks' cloud shapes, and the cases that must fail."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.config import load_profiles
+from pipeline.errors import UploadError
+from pipeline.mechanism import Mechanism, choose_upload_mechanism
+from tests.conftest import REPO
+
+# shape: (profile's image.upload, Glance major, import methods, object-store?, expected)
+SHAPES = {
+    "rackspace-like: VHD via Swift + import task":
+        (["task"], "2", (), True, Mechanism.TASK),
+    "hp-like: Glance v1 only, POST with the data":
+        (["put"], "1", (), True, Mechanism.PUT_V1),
+    "dreamhost-like: Glance v2 PUT":
+        (["put"], "2", (), True, Mechanism.PUT_V2),
+    "vexxhost-like: PUT preferred over glance-direct":
+        (["put", "glance-direct"], "2", ("glance-direct", "web-download"), True,
+         Mechanism.PUT_V2),
+    "vexxhost-like asking for interoperable import":
+        (["glance-direct", "put"], "2", ("glance-direct",), True, Mechanism.GLANCE_DIRECT),
+    "ovh-like: Glance v2 PUT":
+        (["put"], "2", (), True, Mechanism.PUT_V2),
+    "auro-like: v1 and v2 side by side, discovery chose v2":
+        (["put"], "2", (), True, Mechanism.PUT_V2),
+    "auro-like pinned to v1":
+        (["put"], "1", (), True, Mechanism.PUT_V1),
+    "no upload list in the profile: put":
+        (None, "2", (), False, Mechanism.PUT_V2),
+    "glance-direct not offered: fall back to put":
+        (["glance-direct", "put"], "2", ("web-download",), True, Mechanism.PUT_V2),
+    "web-download offered, staged in Swift":
+        (["web-download"], "2", ("glance-direct", "web-download"), True,
+         Mechanism.WEB_DOWNLOAD),
+    "task wanted but v1 only: put on v1":
+        (["task", "put"], "1", (), True, Mechanism.PUT_V1),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_shapes(shape):
+    upload, version, methods, swift, expected = SHAPES[shape]
+    assert choose_upload_mechanism(upload, version, methods, swift) is expected
+
+
+IMPOSSIBLE = {
+    "task without an object-store": (["task"], "2", (), False, "object-store"),
+    "task on Glance v1": (["task"], "1", (), True, "Glance v2"),
+    "glance-direct not among import methods": (["glance-direct"], "2", ("web-download",),
+                                               True, "import methods (web-download)"),
+    "web-download without Swift to serve from": (["web-download"], "2", ("web-download",),
+                                                 False, "object-store"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(IMPOSSIBLE))
+def test_no_fit_names_every_reason(case):
+    upload, version, methods, swift, reason = IMPOSSIBLE[case]
+    with pytest.raises(UploadError, match="no upload mechanism") as info:
+        choose_upload_mechanism(upload, version, methods, swift)
+    assert reason in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["rackspace-like", "hp-like", "dreamhost-like",
+                                  "vexxhost-like", "ovh-like", "auro-like"])
+def test_shipped_profiles_have_a_mechanism(name):
+    """Every shipped vendor profile resolves on the API version it pins (or v2)."""
+    profile = load_profiles(REPO / "config" / "vendors")[name]
+    version = profile.get("image.api_version") or "2"
+    mechanism = choose_upload_mechanism(profile.get("image.upload"), version,
+                                        ("glance-direct",), True)
+    assert mechanism.value
+    assert mechanism.stages_in_swift == (mechanism in (Mechanism.TASK,
+                                                       Mechanism.WEB_DOWNLOAD))

@@ -1,0 +1,117 @@
+"""Sessions from clouds.yaml entries; secrets never reach the log; auth failures are one line."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from pipeline import errors
+from pipeline.clouds import CloudConfig
+from pipeline.session import (
+    adapter,
+    auth_options,
+    choose_auth_type,
+    cloud_errors,
+    make_session,
+    verify_option,
+)
+from tests.unit.fake_openstack import APP_SECRET, PASSWORD, TOKEN, serve
+
+IMAGES = {"GET /image/v2/images": (200, {"images": []})}
+
+
+@pytest.fixture
+def fake():
+    with serve({"image": "/image/v2"}, IMAGES) as served:
+        yield served
+
+
+def cloud(entry):
+    return CloudConfig(name="testcloud", path="clouds.yaml", config=entry)
+
+
+ENTRIES = {
+    "v3 password": lambda url: {"auth_type": "v3password", "auth": {
+        "auth_url": f"{url}/v3", "username": "demo", "password": PASSWORD,
+        "project_name": "demo", "user_domain_name": "Default",
+        "project_domain_name": "Default"}},
+    "v2.0 password via identity_api_version": lambda url: {
+        "identity_api_version": "2.0", "auth": {
+            "auth_url": f"{url}/v2.0", "username": "demo", "password": PASSWORD,
+            "project_name": "demo"}},
+    "v3 application credential": lambda url: {"auth": {
+        "auth_url": f"{url}/v3", "application_credential_id": "ac1",
+        "application_credential_secret": APP_SECRET}},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ENTRIES))
+def test_auth_works_and_secrets_stay_out_of_the_log(fake, kind, caplog):
+    entry = {"region_name": "RegionOne", **ENTRIES[kind](fake.url)}
+    with caplog.at_level(logging.DEBUG):
+        session = make_session(cloud(entry))
+        resp = adapter(session, cloud(entry), "image").get("images")
+        assert resp.json() == {"images": []}
+    text = caplog.text + repr(cloud(entry))
+    assert "REQ: curl" in text                     # logging was really on
+    assert PASSWORD not in text
+    assert APP_SECRET not in text
+    assert TOKEN not in text                       # keystoneauth logs a SHA256 of it
+
+
+@pytest.mark.parametrize("kind", ["v3 password", "v2.0 password via identity_api_version"])
+def test_bad_credentials_one_line_no_retry(fake, kind, caplog):
+    entry = {"region_name": "RegionOne", **ENTRIES[kind](fake.url)}
+    entry["auth"]["password"] = "wrong"
+    session = make_session(cloud(entry))
+    with caplog.at_level(logging.DEBUG), pytest.raises(errors.Unauthorized) as info:
+        with cloud_errors("testcloud", "upload"):
+            adapter(session, cloud(entry), "image").get("images")
+    assert str(info.value) == "testcloud: auth: Keystone rejected the credentials (401)"
+    assert "\n" not in str(info.value)
+    tokens = [r for r in fake.requests if r.startswith("POST") and "token" in r]
+    assert len(tokens) == 1
+    assert "wrong" not in caplog.text
+
+
+@pytest.mark.parametrize("entry, expected", [
+    ({"auth": {"password": "x"}}, "password"),
+    ({"identity_api_version": 3, "auth": {"password": "x"}}, "v3password"),
+    ({"identity_api_version": "2.0", "auth": {"password": "x"}}, "v2password"),
+    ({"auth": {"application_credential_id": "a", "application_credential_secret": "s"}},
+     "v3applicationcredential"),
+    ({"auth_type": "v3applicationcredential", "identity_api_version": 3, "auth": {}},
+     "v3applicationcredential"),
+    ({"auth": {"token": "t"}}, "token"),
+    ({"auth_type": "v2password", "identity_api_version": 3, "auth": {}}, "v2password"),
+])
+def test_choose_auth_type(entry, expected):
+    assert choose_auth_type(entry) == expected
+
+
+def test_auth_options_rename_for_v2_and_default_domains_for_v3():
+    auth = {"auth_url": "http://k/v2.0", "username": "u", "password": "p",
+            "project_name": "demo", "project_domain_name": "Default", "region_name": "x"}
+    v2 = auth_options("v2password", auth)
+    assert v2 == {"auth_url": "http://k/v2.0", "username": "u", "password": "p",
+                  "tenant_name": "demo"}
+    v3 = auth_options("v3password", {"auth_url": "http://k/v3", "username": "u",
+                                     "password": "p", "project_name": "demo"})
+    assert v3["user_domain_id"] == "default" and v3["project_domain_id"] == "default"
+    generic = auth_options("password", {"tenant_name": "demo", "username": "u"})
+    assert generic == {"project_name": "demo", "username": "u"}
+
+
+def test_missing_options_is_a_config_error():
+    with pytest.raises(errors.ConfigError, match="auth_url"):
+        make_session(cloud({"auth_type": "v3password", "auth": {"username": "u"}}))
+
+
+@pytest.mark.parametrize("entry, expected", [
+    ({}, True), ({"verify": False}, False), ({"verify": "false"}, False),
+    ({"cacert": "/etc/ca.pem"}, "/etc/ca.pem"), ({"verify": True, "cacert": "/c"}, "/c"),
+    ({"verify": False, "cacert": "/c"}, False),
+])
+def test_verify_option(entry, expected):
+    assert verify_option(entry) == expected
