@@ -1,0 +1,26 @@
+"""A real diskimage-builder build of the base image (minutes when the cache is cold)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline import dib
+from pipeline.runner import run
+
+pytestmark = pytest.mark.slow
+
+
+def test_base_image_is_a_raw_disk(base_image):
+    assert base_image.path.is_file()
+    info = json.loads(run(["qemu-img", "info", "--output=json", str(base_image.path)],
+                          capture=True).stdout)
+    assert info["format"] == "raw"
+    assert info["virtual-size"] >= 1024**3
+    assert len(base_image.build_id) == 12
+
+
+def test_build_leaves_no_mounts_or_loop_devices(base_image):
+    assert dib.mounts_under(base_image.work_dir) == []
+    assert dib.loops_backed_under(base_image.work_dir) == []
