@@ -11,14 +11,19 @@ rehearsal needs to steer the local cloud goes through here:
     DELETE /admin/faults[?cloud=NAME]           remove all (of a cloud)
     DELETE /admin/faults/{id}
     GET|POST|DELETE /admin/clouds/{cloud}/faults   the same, for one cloud
+    GET|PUT /admin/clouds/{cloud}/quotas        limits and usage; PUT changes limits
+    GET    /admin/guests                        qemu guests, accelerator, forwarded addresses
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from localcloud import quotas
 from localcloud.cloud import Cloud
 from localcloud.faults import FaultError, FaultRegistry
+from localcloud.forwarding import Forwarder
+from localcloud.guests import Hypervisor
 from localcloud.http import json_response, read_json
 
 
@@ -105,9 +110,36 @@ async def fault_delete(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def build_app(clouds: dict[str, Cloud], faults: FaultRegistry, admin_url: str) -> web.Application:
+async def quotas_show(request: web.Request) -> web.Response:
+    cloud = _cloud(request)
+    return json_response({"limits": quotas.limits(cloud), "usage": quotas.usage(cloud)})
+
+
+async def quotas_set(request: web.Request) -> web.Response:
+    cloud = _cloud(request)
+    body = await read_json(request)
+    try:
+        limits = quotas.set_limits(cloud, body if isinstance(body, dict) else {"": None})
+    except ValueError as e:
+        return json_response({"error": str(e)}, status=400)
+    return json_response({"limits": limits, "usage": quotas.usage(cloud)})
+
+
+async def guests(request: web.Request) -> web.Response:
+    hypervisor: Hypervisor = request.app["hypervisor"]
+    forwarder: Forwarder = request.app["forwarder"]
+    return json_response({"accel": hypervisor.accel_detail, "max_boots": hypervisor.max_boots,
+                          "guests": hypervisor.processes(),
+                          "listening": {name: forwarder.addresses(name)
+                                        for name in request.app["clouds"]}})
+
+
+def build_app(clouds: dict[str, Cloud], faults: FaultRegistry, admin_url: str,
+              hypervisor: Hypervisor | None = None,
+              forwarder: Forwarder | None = None) -> web.Application:
     app = web.Application()
     app["clouds"], app["faults"], app["admin_url"] = clouds, faults, admin_url
+    app["hypervisor"], app["forwarder"] = hypervisor, forwarder
     r = app.router
     r.add_get("/admin/clouds", clouds_index)
     r.add_get("/admin/clouds/{cloud}", cloud_show)
@@ -118,4 +150,7 @@ def build_app(clouds: dict[str, Cloud], faults: FaultRegistry, admin_url: str) -
         r.add_post(path, faults_add)
         r.add_delete(path, faults_clear)
     r.add_delete("/admin/faults/{fault_id}", fault_delete)
+    r.add_get("/admin/clouds/{cloud}/quotas", quotas_show)
+    r.add_put("/admin/clouds/{cloud}/quotas", quotas_set)
+    r.add_get("/admin/guests", guests)
     return app

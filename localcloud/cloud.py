@@ -21,6 +21,9 @@ from localcloud.store import Store
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from localcloud.forwarding import Forwarder
+    from localcloud.guests import Hypervisor
+
 HOST = "127.0.0.1"
 DOMAIN = {"id": "default", "name": "Default"}
 
@@ -49,6 +52,9 @@ class Cloud:
     credentials: dict[str, str]
     services: dict[str, Service]
     jobs: set[asyncio.Task] = field(default_factory=set)
+    index: int = 0                       # position among the clouds served: its address slice
+    hypervisor: Hypervisor | None = None  # the process's qemu guests (compute)
+    forwarder: Forwarder | None = None    # port 22 of reachable addresses (compute)
 
     @property
     def base_url(self) -> str:

@@ -5,7 +5,8 @@ matching requests through, then fires ``times`` times (``null``: forever).
 Request-level kinds (status, reset, delay, token_expire) are applied by the
 HTTP middleware; the others are asked for by the handler that knows the
 moment (``task_fail`` when an import task runs, ``stuck`` when an image would
-become active). A new kind is one ``register_kind`` call and one ``take``.
+become active, ``server_error``/``slow_build``/``no_answer`` when a server is
+created, ``quota_exceeded`` when a quota is checked). A new kind is one ``register_kind`` call and one ``take``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import itertools
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +34,11 @@ register_kind("delay", seconds=((int, float), True))
 register_kind("token_expire")
 register_kind("task_fail", message=(str, False))
 register_kind("stuck", state=(str, True))
+# compute and network: asked by the server-create and allocation handlers
+register_kind("server_error", message=(str, False))
+register_kind("slow_build", seconds=((int, float), True))
+register_kind("no_answer")
+register_kind("quota_exceeded", resource=(str, True))
 
 STUCK_STATES = ("queued", "saving")
 
@@ -146,11 +153,12 @@ class FaultRegistry:
             self._faults = kept
         return removed
 
-    def take(self, kind: str, cloud: str, service: str, method: str, path: str) -> Fault | None:
-        """The first fault of ``kind`` that fires for this request, counting it."""
+    def take(self, kind: str, cloud: str, service: str, method: str, path: str,
+             where: Callable[[Fault], bool] | None = None) -> Fault | None:
+        """The first fault of ``kind`` (and ``where``) that fires for this request, counted."""
         with self._lock:
             for fault in self._faults:
-                if fault.kind != kind or fault.exhausted:
+                if fault.kind != kind or fault.exhausted or (where and not where(fault)):
                     continue
                 if not fault.matches(cloud, service, method, path):
                     continue

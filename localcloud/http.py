@@ -32,11 +32,13 @@ UNAUTHORIZED = "The request you have made requires authentication."
 class HTTPFault(Exception):
     """An error answer in the format of the service that raises it."""
 
-    def __init__(self, status: int, message: str = "", headers: dict | None = None):
+    def __init__(self, status: int, message: str = "", headers: dict | None = None,
+                 kind: str | None = None):
         super().__init__(message)
         self.status = status
         self.message = message or reason(status)
         self.headers = headers or {}
+        self.kind = kind            # the API's own error name (Neutron's "type"), if it has one
 
 
 class ConnectionResetInjected(Exception):
@@ -74,10 +76,16 @@ def json_response(data: Any, status: int = 200, headers: dict | None = None) -> 
                         content_type="application/json")
 
 
+# service type -> (status, message, kind) -> JSON error body; services register their own
+ERROR_BODIES: dict[str, Callable[[int, str, str | None], Any]] = {}
+
+
 def error_response(service: str, status: int, message: str,
-                   headers: dict | None = None) -> web.Response:
+                   headers: dict | None = None, kind: str | None = None) -> web.Response:
     """An error body as the service's API gives it, so stock clients parse it."""
     title = reason(status)
+    if service in ERROR_BODIES:
+        return json_response(ERROR_BODIES[service](status, message, kind), status, headers)
     if service == "object-store":
         body = f"<html><h1>{title}</h1><p>{message}</p></html>"
         return web.Response(status=status, text=body, headers=headers,
@@ -112,7 +120,7 @@ async def cloud_middleware(request: web.Request, handler: Callable) -> web.Strea
         headers = dict(e.headers)
         if e.status == 401:
             headers.setdefault("WWW-Authenticate", f'Keystone uri="{cloud.base_url}/identity"')
-        response = error_response(service, e.status, e.message, headers)
+        response = error_response(service, e.status, e.message, headers, e.kind)
     except web.HTTPException as e:
         if e.status < 400:
             raise
@@ -283,8 +291,8 @@ async def send_parts(request: web.Request, parts: list[tuple[Path, int, int]],
     return response
 
 
-def take_fault(request: web.Request, kind: str) -> Any:
+def take_fault(request: web.Request, kind: str, where: Callable | None = None) -> Any:
     """A handler-level fault of ``kind`` that fires for this request, if any."""
     cloud = request.app["cloud"]
     return cloud.faults.take(kind, cloud.name, request["service"], request.method,
-                             request.path)
+                             request.path, where)

@@ -18,6 +18,17 @@ PERSONALITY_DIR = Path(__file__).parent / "personalities"
 # Where each upload mechanism lives: a mechanism needs its image API version.
 UPLOAD_NEEDS_API = {"post": "v1", "put": "v2", "task": "v2", "glance-direct": "v2"}
 
+# How a server gets the address the outside reaches it by (the talks' five shapes):
+#   public            a fixed address on a network named "public" (no neutron API)
+#   floating          a private fixed address; a floating IP must be associated
+#   external-network  a fixed address on a router:external network; tenant networks optional
+#   routable-port     a fixed address on a provider network that routes externally
+EXTERNAL_SHAPES = {"public", "floating", "external-network", "routable-port"}
+QUOTA_DEFAULTS = {"instances": 10, "cores": 20, "ram": 51200, "key_pairs": 100,
+                  "floating_ips": 10, "ports": 50, "networks": 10, "subnets": 10,
+                  "security_groups": 10, "security_group_rules": 100}
+DEFAULT_NETWORK = {"api": "none", "external": "public", "security_groups": False}
+
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -32,7 +43,8 @@ SCHEMA: dict[str, Any] = {
                      "items": {"enum": ["v2.0", "v3"]}},
         "auth_type": {"enum": ["password", "application_credential"]},
         "services": {"type": "array", "uniqueItems": True, "contains": {"const": "identity"},
-                     "items": {"enum": ["identity", "image", "object-store"]}},
+                     "items": {"enum": ["identity", "image", "object-store", "compute",
+                                        "network"]}},
         "image_api": {"type": "array", "minItems": 1, "uniqueItems": True,
                       "items": {"enum": ["v1", "v2"]}},
         "catalog": {"enum": ["versioned", "unversioned"]},
@@ -47,6 +59,25 @@ SCHEMA: dict[str, Any] = {
         "format_check": {"type": "boolean"},
         "token_ttl": {"type": "integer", "minimum": 1},
         "faults": {"type": "array", "items": {"type": "object"}},
+        "compute": {
+            "type": "object", "additionalProperties": False, "required": ["config_drive"],
+            "properties": {
+                # requested: only when the create call asks; always: static networking
+                "config_drive": {"enum": ["requested", "always"]},
+            }},
+        "network": {
+            "type": "object", "additionalProperties": False,
+            "required": ["api", "external", "security_groups"],
+            "properties": {
+                "api": {"enum": ["neutron", "nova-network", "none"]},
+                "external": {"enum": sorted(EXTERNAL_SHAPES)},
+                "security_groups": {"type": "boolean"},
+                "external_network": {"type": "string"},     # name of the routable network
+                "tenant_network": {"type": "string"},       # name of the pre-made private one
+                "floating_pool": {"type": "string"},        # nova-network pool name
+            }},
+        "quotas": {"type": "object", "additionalProperties": {"type": "integer", "minimum": -1},
+                   "propertyNames": {"enum": sorted(QUOTA_DEFAULTS)}},
     },
 }
 
@@ -71,6 +102,9 @@ class Personality:
     format_check: bool = False
     token_ttl: int | None = None
     faults: tuple[dict, ...] = ()
+    compute: dict = field(default_factory=lambda: {"config_drive": "requested"}, compare=False)
+    network: dict = field(default_factory=lambda: dict(DEFAULT_NETWORK), compare=False)
+    quotas: dict = field(default_factory=lambda: dict(QUOTA_DEFAULTS), compare=False)
     source: str = ""
     data: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -92,6 +126,28 @@ class Personality:
         }
         if "task" in self.upload and "put" not in self.upload:
             hints["image_api_use_tasks"] = True
+        if "compute" in self.services:
+            hints.update(self.network_hints())
+        return hints
+
+    @property
+    def floating_ips(self) -> bool:
+        """Whether floating IPs exist at all (the API that serves them is ``network.api``)."""
+        return self.network["api"] != "none" and self.network["external"] in (
+            "floating", "external-network")
+
+    def network_hints(self) -> dict[str, Any]:
+        """What openstacksdk must be told because the API alone does not show it."""
+        net = self.network
+        source = {"neutron": "neutron", "nova-network": "nova"}.get(net["api"])
+        hints: dict[str, Any] = {"floating_ip_source": source if self.floating_ips else "None"}
+        if not net["security_groups"]:
+            hints["secgroup_source"] = "None"
+        elif net["api"] == "nova-network":
+            hints["secgroup_source"] = "nova"
+        if net["api"] == "neutron" and net["external"] == "routable-port":
+            hints["networks"] = [{"name": net["external_network"], "routes_externally": True,
+                                  "nat_destination": False}]
         return hints
 
 
@@ -110,6 +166,28 @@ def validate(data: Any, source: str = "<data>") -> None:
         raise PersonalityError(f"{source}: upload: task needs the object-store service")
     if data["auth_type"] == "application_credential" and "v3" not in data["identity"]:
         raise PersonalityError(f"{source}: auth_type: application credentials need identity v3")
+    _validate_network(data, source)
+
+
+def _validate_network(data: dict, source: str) -> None:
+    services = data["services"]
+    net = data.get("network")
+    if "network" in services and (net or {}).get("api") != "neutron":
+        raise PersonalityError(f"{source}: services: network needs network.api neutron")
+    if "compute" not in services:
+        if "network" in services or net or data.get("compute"):
+            raise PersonalityError(f"{source}: compute/network settings need the compute service")
+        return
+    if net is None or "compute" not in data:
+        raise PersonalityError(f"{source}: the compute service needs compute and network")
+    if net["api"] == "neutron" and "network" not in services:
+        raise PersonalityError(f"{source}: network.api neutron needs the network service")
+    if net["external"] in ("external-network", "routable-port") and net["api"] != "neutron":
+        raise PersonalityError(f"{source}: network.external {net['external']} needs neutron")
+    if net["external"] == "floating" and net["api"] == "none":
+        raise PersonalityError(f"{source}: floating IPs need a network API")
+    if net["api"] == "neutron" and "external_network" not in net:
+        raise PersonalityError(f"{source}: neutron needs network.external_network")
 
 
 def from_dict(data: dict, source: str = "<data>") -> Personality:
@@ -123,7 +201,10 @@ def from_dict(data: dict, source: str = "<data>") -> Personality:
         container_formats=tuple(data["container_formats"]),
         upload=tuple(data["upload"]), format_check=data.get("format_check", False),
         token_ttl=data.get("token_ttl"),
-        faults=tuple(data.get("faults", ())), source=source, data=data)
+        faults=tuple(data.get("faults", ())),
+        compute=dict(data.get("compute") or {"config_drive": "requested"}),
+        network=dict(DEFAULT_NETWORK, **(data.get("network") or {})),
+        quotas=dict(QUOTA_DEFAULTS, **(data.get("quotas") or {})), source=source, data=data)
 
 
 def load_file(path: Path) -> Personality:

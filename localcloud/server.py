@@ -17,20 +17,26 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import yaml
 from aiohttp import web
 
-from localcloud import admin, identity, image, object
+from localcloud import admin, compute, identity, image, netmodel, network, object
 from localcloud.cloud import HOST, Cloud, load_credentials
 from localcloud.faults import FaultError, FaultRegistry
+from localcloud.forwarding import Forwarder
+from localcloud.guests import Hypervisor
 from localcloud.http import add_request_id, cloud_middleware
 from localcloud.personality import Personality, PersonalityError, available, load
 from localcloud.store import Store
 
-SERVICES = {m.SERVICE.type: m.SERVICE for m in (identity, image, object)}
+# One lock file per address slice (127.(100+n), 127.(200+n)): concurrent local clouds
+# on one host never hand out the same addresses.
+SLOT_DIR = Path(tempfile.gettempdir()) / "localcloud-address-slots"
+SERVICES = {m.SERVICE.type: m.SERVICE for m in (identity, image, object, compute, network)}
 DEFAULT_TOKEN_TTL = 3600
 SWEEP_EVERY = 1.0
 SHUTDOWN_GRACE = 2.0        # seconds in-flight requests get when the local cloud stops
@@ -69,8 +75,13 @@ def clouds_yaml_entry(cloud: Cloud) -> dict:
                 "password": c["password"], "project_name": c["project_name"]}
         if v3:
             auth.update(user_domain_name=c["domain_name"], project_domain_name=c["domain_name"])
-    return {"profile": p.name, "auth_type": auth_type, "auth": auth, "region_name": p.region,
-            "interface": "public", **p.clouds_yaml_hints()}
+    entry = {"profile": p.name, "auth_type": auth_type, "auth": auth, "region_name": p.region,
+             "interface": "public", **p.clouds_yaml_hints()}
+    if "compute" in p.services:
+        # the pipeline merges this into the vendor profile: which addresses reach a server
+        entry["imagefleet_profile_overrides"] = {
+            "network": {"routable_cidrs": [str(netmodel.routable_cidr(cloud))]}}
+    return entry
 
 
 def build_app(cloud: Cloud) -> web.Application:
@@ -88,10 +99,14 @@ class LocalCloud:
 
     def __init__(self, personalities: list[Personality], data_dir: Path,
                  base_port: int | None = None, token_ttl: int = DEFAULT_TOKEN_TTL,
-                 faults: list[dict] | None = None, clouds_yaml: Path | None = None):
+                 faults: list[dict] | None = None, clouds_yaml: Path | None = None,
+                 max_boots: int = 2, accel: str = "auto", ssh_port: int = 22):
         names = [p.name for p in personalities]
         if len(set(names)) != len(names):
             raise PersonalityError(f"a personality is named twice: {names}")
+        if len(names) > netmodel.MAX_CLOUDS:
+            raise PersonalityError(f"at most {netmodel.MAX_CLOUDS} clouds fit the address plan")
+        self.max_boots, self.accel, self.ssh_port = max_boots, accel, ssh_port
         self.personalities = personalities
         self.data_dir = Path(data_dir).resolve()
         self.base_port = base_port
@@ -118,6 +133,33 @@ class LocalCloud:
         await web.SockSite(runner, sock).start()
         self.runners.append(runner)
 
+    def _claim_addresses(self) -> int:
+        """The first cloud's address slice: the one used before, or the first free run."""
+        count = len(self.personalities)
+        remembered = self.store.get_meta("address_base")
+        SLOT_DIR.mkdir(exist_ok=True)
+        candidates = [remembered] if remembered is not None else range(
+            netmodel.MAX_CLOUDS - count + 1)
+        for base in candidates:
+            held = []
+            for slot in range(base, base + count):
+                lock = open(SLOT_DIR / f"{slot}.lock", "w")
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    lock.close()
+                    break
+                held.append(lock)
+            if len(held) == count:
+                self._slot_locks = held
+                self.store.set_meta("address_base", base)
+                return base
+            for lock in held:
+                lock.close()
+        raise OSError("no free address slice in 127.100-154/127.200-254 (another local cloud "
+                      "holds it)" if remembered is None else
+                      f"addresses 127.{100 + remembered}.x.x are held by another local cloud")
+
     def _lock_data_dir(self) -> None:
         """One local cloud per data dir: a second one would corrupt the first one's state."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -132,11 +174,17 @@ class LocalCloud:
         self._lock_data_dir()
         self.store = Store(self.data_dir)
         self.faults = FaultRegistry()
+        self.hypervisor = Hypervisor(self.data_dir / "guests", self.max_boots, self.accel)
+        self.hypervisor.start()
+        self.forwarder = Forwarder(self.ssh_port)
+        base = self._claim_addresses()
         for offset, p in enumerate(self.personalities, start=1):
             sock = self._socket(f"cloud:{p.name}", offset)
             cloud = Cloud(name=p.name, personality=p, store=self.store, faults=self.faults,
                           port=sock.getsockname()[1], token_ttl=p.token_ttl or self.token_ttl,
-                          credentials=load_credentials(self.store, p.name), services=SERVICES)
+                          credentials=load_credentials(self.store, p.name), services=SERVICES,
+                          index=base + offset - 1, hypervisor=self.hypervisor,
+                          forwarder=self.forwarder)
             self.clouds[p.name] = cloud
             for spec in p.faults:
                 self.faults.add(spec, cloud=p.name)
@@ -145,7 +193,8 @@ class LocalCloud:
             self.faults.add(spec)
         sock = self._socket("admin", 0)
         self.admin_url = f"http://{HOST}:{sock.getsockname()[1]}"
-        await self._serve(admin.build_app(self.clouds, self.faults, self.admin_url), sock)
+        await self._serve(admin.build_app(self.clouds, self.faults, self.admin_url,
+                                          self.hypervisor, self.forwarder), sock)
         for cloud in self.clouds.values():
             for stype in cloud.personality.services:
                 if SERVICES[stype].resume:
@@ -178,6 +227,8 @@ class LocalCloud:
     async def stop(self) -> None:
         if self._sweeper:
             self._sweeper.cancel()
+        await self.forwarder.close()
+        await self.hypervisor.stop_all()
         for cloud in self.clouds.values():
             for job in list(cloud.jobs):
                 job.cancel()
@@ -186,6 +237,8 @@ class LocalCloud:
             await runner.cleanup()
         self.store.close()
         self._lock.close()
+        for lock in getattr(self, "_slot_locks", []):
+            lock.close()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -209,6 +262,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="token lifetime in seconds (default: %(default)s)")
     parser.add_argument("--ready-file", type=Path,
                         help="write the state JSON here once every port answers")
+    parser.add_argument("--max-boots", type=int, default=2,
+                        help="guests booting at once, over all clouds (default: %(default)s)")
+    parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
+                        help="qemu accelerator; auto probes KVM once (default: %(default)s)")
+    parser.add_argument("--ssh-port", type=int, default=22,
+                        help="the port reachable addresses forward to guests' port 22 "
+                             "(default: %(default)s)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log every request (to DATA_DIR/localcloud.log)")
     return parser.parse_args(argv)
@@ -220,7 +280,7 @@ async def serve(args: argparse.Namespace) -> None:
     if not isinstance(faults, list):
         raise FaultError(f"{args.faults}: expected a list of faults")
     local = LocalCloud(personalities, args.data_dir, args.base_port, args.token_ttl, faults,
-                       args.clouds_yaml)
+                       args.clouds_yaml, args.max_boots, args.accel, args.ssh_port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

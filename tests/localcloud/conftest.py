@@ -120,8 +120,33 @@ def lc(tmp_path_factory) -> Iterator[RunningCloud]:
 @pytest.fixture(autouse=True)
 def _no_faults_left(request):
     yield
-    if "lc" in request.fixturenames:
-        request.getfixturevalue("lc").clear_faults()
+    for name in ("lc", "lcc"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name).clear_faults()
+
+
+@pytest.fixture(scope="session")
+def lcc(tmp_path_factory) -> Iterator[RunningCloud]:
+    """A second local cloud for compute and network: its servers are real qemu guests."""
+    with running_cloud(ALL, tmp_path_factory.mktemp("localcloud-compute"),
+                       extra_args=["--max-boots", "2"]) as cloud:
+        yield cloud
+
+
+@pytest.fixture(scope="session")
+def csessions(lcc) -> dict[str, session.Session]:
+    return {name: make_session(lcc, name) for name in ALL}
+
+
+@pytest.fixture(scope="session")
+def tiny(lcc, csessions) -> dict[str, str]:
+    """The tiny bootable image, uploaded to every cloud in its format: cloud -> image id."""
+    from localcloud.personality import load
+    from tests.localcloud.cloudops import upload_image
+    from tests.localcloud.tinyimage import tiny_image
+    return {name: upload_image(lcc, csessions[name], name,
+                               tiny_image(load(name).disk_formats[0]))
+            for name in ALL}
 
 
 @pytest.fixture(scope="session")

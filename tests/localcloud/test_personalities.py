@@ -34,15 +34,21 @@ def test_no_code_asks_for_a_vendor_by_name():
 
 @pytest.mark.parametrize("name, expected", [
     ("rackspace-like", {"identity_api_version": "2.0", "image_api_version": "2",
-                        "image_format": "vhd", "image_api_use_tasks": True}),
+                        "image_format": "vhd", "image_api_use_tasks": True,
+                        "floating_ip_source": "None", "secgroup_source": "None"}),
     ("hp-like", {"identity_api_version": "3", "image_api_version": "1",
-                 "image_format": "qcow2"}),
+                 "image_format": "qcow2", "floating_ip_source": "neutron"}),
     ("dreamhost-like", {"identity_api_version": "3", "image_api_version": "2",
-                        "image_format": "raw"}),
+                        "image_format": "raw", "floating_ip_source": "neutron"}),
     ("vexxhost-like", {"identity_api_version": "3", "image_api_version": "2",
-                       "image_format": "qcow2"}),
+                       "image_format": "qcow2", "floating_ip_source": "neutron"}),
+    ("ovh-like", {"identity_api_version": "3", "image_api_version": "2",
+                  "image_format": "qcow2", "floating_ip_source": "None",
+                  "networks": [{"name": "Ext-Net", "routes_externally": True,
+                                "nat_destination": False}]}),
     ("auro-like", {"identity_api_version": "2.0", "image_api_version": "2",
-                   "image_format": "qcow2"}),
+                   "image_format": "qcow2", "floating_ip_source": "nova",
+                   "secgroup_source": "nova"}),
 ])
 def test_clouds_yaml_hints_follow_the_flags(name, expected):
     assert personality.load(name).clouds_yaml_hints() == expected
@@ -58,7 +64,17 @@ def _valid() -> dict:
     ({"services": ["identity", "image"], "upload": ["task"]}, "object-store"),
     ({"identity": ["v2.0"], "auth_type": "application_credential"}, "need identity v3"),
     ({"disk_formats": ["qcow3"]}, "disk_formats"),
-    ({"network": "nova-network"}, "Additional properties"),
+    ({"network": "nova-network"}, "is not of type 'object'"),
+    ({"flavor": "m1.tiny"}, "Additional properties"),
+    ({"services": ["identity", "image", "object-store", "compute"]},
+     "needs the network service"),
+    ({"network": {"api": "none", "external": "routable-port", "security_groups": True}},
+     "needs network.api neutron"),
+    ({"network": {"api": "none", "external": "routable-port", "security_groups": True},
+      "services": ["identity", "image", "object-store", "compute"]}, "needs neutron"),
+    ({"network": {"api": "none", "external": "floating", "security_groups": True},
+      "services": ["identity", "image", "object-store", "compute"]}, "need a network API"),
+    ({"services": ["identity", "image", "object-store"]}, "need the compute service"),
 ])
 def test_incoherent_personalities_are_refused(change, message):
     data = dict(_valid(), **change)
