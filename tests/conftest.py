@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.built_image import REPO, base_image  # noqa: F401 - the slow tier's session fixture
 
 
 @pytest.fixture

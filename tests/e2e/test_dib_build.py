@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from pipeline import dib
-from pipeline.runner import run
+from pipeline import dib, qemu_img
+from pipeline.build import BUILD_ID_LEN
 
 pytestmark = pytest.mark.slow
 
 
 def test_base_image_is_a_raw_disk(base_image):
     assert base_image.path.is_file()
-    info = json.loads(run(["qemu-img", "info", "--output=json", str(base_image.path)],
-                          capture=True).stdout)
+    info = qemu_img.info(base_image.path)
     assert info["format"] == "raw"
     assert info["virtual-size"] >= 1024**3
-    assert len(base_image.build_id) == 12
+    assert len(base_image.build_id) == BUILD_ID_LEN
+    assert base_image.log_path.is_file()
 
 
 def test_build_leaves_no_mounts_or_loop_devices(base_image):
