@@ -10,6 +10,7 @@ from pipeline.build import BUILD_ID_LEN
 from pipeline.upload import BuildInfo, upload_image
 from tasks.base import ImagefleetTask
 from tasks.build import ConvertImage
+from tasks.verify import LocalBoot
 
 
 class UploadImage(ImagefleetTask):
@@ -27,7 +28,8 @@ class UploadImage(ImagefleetTask):
 
     def requires(self):
         disk_format = self.cloud_named(self.cloud).disk_format
-        return ConvertImage(digest=self.digest, disk_format=disk_format)
+        return {"image": ConvertImage(digest=self.digest, disk_format=disk_format),
+                "local_boot": LocalBoot(digest=self.digest, disk_format=disk_format)}
 
     def output(self):
         build_id = self.digest[:BUILD_ID_LEN]
@@ -36,6 +38,6 @@ class UploadImage(ImagefleetTask):
     def run(self):
         build = BuildInfo(build_id=self.digest[:BUILD_ID_LEN], digest=self.digest,
                           image_name=self.pipeline_config.image_name)
-        record = upload_image(self.cloud_named(self.cloud), self.input().path, build)
+        record = upload_image(self.cloud_named(self.cloud), self.input()["image"].path, build)
         with self.output().open("w") as f:
             json.dump(record.to_dict(), f, indent=2, sort_keys=True)
