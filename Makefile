@@ -33,6 +33,9 @@ test-fast: setup
 check-config: setup
 	$(BIN)/imagefleet check-config
 
+run: setup
+	WORK=$(WORK) BIN=$(BIN) bash scripts/run-local.sh $(RUN_ARGS)
+
 build: setup
 	$(BIN)/imagefleet build --work-dir $(WORK) -v
 

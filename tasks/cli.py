@@ -8,6 +8,7 @@ the work directory keeps everything.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import logging
 import os
@@ -20,14 +21,19 @@ import luigi.configuration
 
 from pipeline import logsetup
 from pipeline.build import plan_build
+from pipeline.cleanup import sweep
 from pipeline.clouds import SECRET_KEYS, load_clouds, select_clouds
 from pipeline.config import load_pipeline, load_profiles
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.formats import EXTENSION, distinct_formats
+from pipeline.report import make_report, render_table, write_report
+from pipeline.runreport import collect_rows
 from tasks.build import BuildImages, ConvertImage
+from tasks.publish import Publish
 
 LOG = logging.getLogger("imagefleet")
 EXIT_FAILED, EXIT_CONFIG = 1, 2
+LUIGI_CFG = Path(__file__).resolve().parent.parent / "config" / "luigi.cfg"
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -53,6 +59,22 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--format", action="append", dest="formats", default=None,
                        choices=sorted(EXTENSION),
                        help="convert to this format instead of the clouds' formats (repeatable)")
+    run = sub.add_parser("run", help="build, convert, upload and verify for every cloud")
+    _add_common(run)
+    run.add_argument("--work-dir", default=os.environ.get("IMAGEFLEET_WORK_DIR", "work"))
+    run.add_argument("--workers", type=int, default=3)
+    run.add_argument("--date", type=datetime.date.fromisoformat, default=datetime.date.today(),
+                     help="the run's date (default: today); each date is a distinct run")
+    run.add_argument("--scheduler-url", default=None,
+                     help="a luigid to schedule through (default: a local scheduler)")
+    cleanup = sub.add_parser("cleanup", help="remove verify servers, floating IPs, rules and "
+                             "keypairs a crashed run left behind")
+    _add_common(cleanup)
+    cleanup.add_argument("--work-dir", default=os.environ.get("IMAGEFLEET_WORK_DIR", "work"))
+    report = sub.add_parser("report", help="print the last run's report")
+    report.add_argument("--work-dir", default=os.environ.get("IMAGEFLEET_WORK_DIR", "work"))
+    report.add_argument("--json", action="store_true")
+    report.add_argument("-v", "--verbose", action="count", default=0)
     lc = sub.add_parser("localcloud", help="serve OpenStack APIs on 127.0.0.1 (offline rehearsal)",
                         add_help=False)
     lc.add_argument("args", nargs=argparse.REMAINDER)
@@ -87,6 +109,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def configure_luigi(work_dir: Path, config_path: str, clouds_yaml: str | None) -> None:
+    luigi.configuration.add_config_path(str(LUIGI_CFG))
     cfg = luigi.configuration.get_config()
     cfg.set("core", "no_configure_logging", "true")  # ours (logsetup) is already in place
     cfg.set("core", "autoload_range", "false")
@@ -146,6 +169,50 @@ def cmd_build(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    config, selected = load_all(args)
+    plan = plan_build(config)
+    work_dir = Path(args.work_dir).resolve()
+    configure_luigi(work_dir, args.config, args.clouds_yaml)
+    started = time.time()
+    names = [c.name for c in selected]
+    LOG.info("run %s: build %s for %s", args.date, plan.build_id, ", ".join(names))
+    code = run_luigi([Publish(date=args.date, digest=plan.digest, clouds=names)], work_dir,
+                     args.workers, args.scheduler_url)
+    rows = collect_rows(work_dir, plan.build_id, selected, since=started)
+    report = make_report(str(args.date), plan.build_id, rows, started)
+    path = write_report(work_dir / "reports" / str(args.date), report)
+    print(render_table(report))
+    print(f"report: {path} (and report.html)")
+    return code if code else (0 if report["ok"] else EXIT_FAILED)
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    _, selected = load_all(args)
+    journal = Path(args.work_dir).resolve() / "journal"
+    code = 0
+    for cloud in selected:  # one broken cloud does not keep the others dirty
+        try:
+            removed = sweep(cloud, journal_dir=journal)
+        except PipelineError as e:
+            print(f"imagefleet: {e.at(where=cloud.name, step='cleanup')}", file=sys.stderr)
+            code = EXIT_FAILED
+            continue
+        summary = ", ".join(f"{len(v)} {k}" for k, v in removed.items()) or "nothing"
+        print(f"{cloud.name}: removed {summary}")
+    return code
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    path = Path(args.work_dir).resolve() / "reports" / "latest" / "report.json"
+    if not path.is_file():
+        raise PipelineError("no report yet (run 'imagefleet run')", where=str(path),
+                            step="report")
+    report = json.loads(path.read_text())
+    print(json.dumps(report, indent=2, sort_keys=True) if args.json else render_table(report))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["localcloud"]:
@@ -154,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     work_dir = Path(getattr(args, "work_dir", None) or "work").resolve()
     logsetup.configure(args.verbose, work_dir / "logs" / "imagefleet.log")
-    handlers = {"check-config": cmd_check_config, "build": cmd_build}
+    handlers = {"check-config": cmd_check_config, "build": cmd_build, "run": cmd_run,
+                "cleanup": cmd_cleanup, "report": cmd_report}
     try:
         return handlers[args.command](args)
     except PipelineError as e:
