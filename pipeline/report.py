@@ -112,14 +112,14 @@ def _fmt(value: Any, suffix: str = "") -> str:
 
 def render_table(report: dict[str, Any]) -> str:
     """The short terminal summary: a row per cloud."""
-    header = f"{'cloud':<18} {'status':<7} {'format':<6} {'mechanism':<13} {'MiB/s':>7} " \
+    header = f"{'cloud':<18} {'status':<7} {'format':<6} {'mechanism':<17} {'MiB/s':>7} " \
              f"{'reach s':>7}  address / error"
     lines = [f"run {report['run']}  build {report['build_id']}", header]
     for c in report["clouds"]:
         tail = c["error"] or (f"{c['address']} ({c['address_source']})" if c["address"] else "")
         rate = "skipped" if c["skipped_upload"] else _fmt(c["upload_rate_mib_s"])
         lines.append(f"{c['cloud']:<18} {c['status']:<7} {c['disk_format']:<6} "
-                     f"{_fmt(c['mechanism']):<13} {rate:>7} {_fmt(c['seconds_to_reachable']):>7}"
+                     f"{_fmt(c['mechanism']):<17} {rate:>7} {_fmt(c['seconds_to_reachable']):>7}"
                      f"  {tail}")
     ok = sum(c["status"] == DONE for c in report["clouds"])
     lines.append(f"{ok}/{len(report['clouds'])} clouds done"
