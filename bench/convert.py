@@ -11,6 +11,8 @@ and the VHD writer against ``qemu-img convert -O vpc``.
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,20 +36,26 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         src = make_sparse_raw(tmp / "src.raw", size)
         print(f"source: {args.size_mib} MiB raw, ~30% data, median of {args.runs} runs")
+        os.sync()  # the source's own writeback must not land in the first timing
         for fmt in ("qcow2", "raw"):
             dest = tmp / f"out.{fmt}"
-
-            def clean(dest=dest):
-                dest.unlink(missing_ok=True)
-
             argv = qemu_img.convert_argv(src, "raw", dest, fmt, progress=True)
-            bare = best_of(args.runs, lambda argv=argv: subprocess.run(
-                argv, check=True, stdout=subprocess.DEVNULL), before=clean)
-            default = best_of(args.runs, lambda dest=dest, fmt=fmt: subprocess.run(
-                ["qemu-img", "convert", "-f", "raw", "-O", fmt, str(src), str(dest)], check=True),
-                before=clean)
-            wrapped = best_of(args.runs, lambda dest=dest, fmt=fmt: qemu_img.convert(
-                src, "raw", dest, fmt, progress=lambda pct: None), before=clean)
+            variants = {
+                "bare": lambda argv=argv: subprocess.run(argv, check=True,
+                                                         stdout=subprocess.DEVNULL),
+                "default": lambda dest=dest, fmt=fmt: subprocess.run(
+                    ["qemu-img", "convert", "-f", "raw", "-O", fmt, str(src), str(dest)],
+                    check=True),
+                "wrapped": lambda dest=dest, fmt=fmt: qemu_img.convert(
+                    src, "raw", dest, fmt, progress=lambda pct: None),
+            }
+            times: dict[str, list[float]] = {name: [] for name in variants}
+            for _ in range(args.runs):  # interleaved, so drift hits every variant alike
+                for name, fn in variants.items():
+                    dest.unlink(missing_ok=True)
+                    os.sync()
+                    times[name].append(best_of(1, fn))
+            bare, default, wrapped = (statistics.median(times[n]) for n in variants)
             print(row(f"{fmt}: bare qemu-img (same args)", bare, size))
             print(row(f"{fmt}: bare qemu-img (default args)", default, size, bare))
             print(row(f"{fmt}: pipeline.qemu_img.convert", wrapped, size, bare))
