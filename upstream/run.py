@@ -14,40 +14,42 @@ import argparse
 import contextlib
 import fcntl
 import getpass
-import grp
 import hashlib
 import json
 import os
 import secrets
 import shutil
-import signal
-import socket
-import sqlite3
 import string
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from keystoneauth1 import exceptions as ksa_exc
-from keystoneauth1 import session as ksa_session
-from keystoneauth1.identity import v3
 
 from pipeline import runner
 from pipeline.errors import PipelineError
 from pipeline.waiting import iterate_timeout
+from upstream.bootstrap import REGION, bootstrap_catalog, bootstrap_keystone_db, use_wal
+from upstream.procs import (
+    _cmdline,
+    answers,
+    free_ports,
+    group_members,
+    kill_group,
+    rss_kib,
+    service_env,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 TEMPLATES = HERE / "templates"
 REQUIREMENTS = HERE / "requirements.txt"
 DIR_ENV = "IMAGEFLEET_UPSTREAM_DIR"
-REGION = "RegionOne"
+
 CLOUD_NAME = "upstream"
 PORT_NAMES = ("keystone", "glance", "swift", "account", "container", "object")
 START_TIMEOUT = 120
@@ -132,25 +134,8 @@ def ensure_venv(lay: Layout) -> float | None:
 
 # --- processes --------------------------------------------------------------
 
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel picks on 127.0.0.1, all distinct."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def _ours(pid: int, lay: Layout) -> bool:
@@ -158,36 +143,10 @@ def _ours(pid: int, lay: Layout) -> bool:
     return str(lay.root) in _cmdline(pid)
 
 
-def group_members(pgid: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            pids.append(int(entry.name))
-    return pids
 
 
-def rss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
-def service_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The caller's environment without what would steer the services' Python or clients."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTHON", "OS_", "VIRTUAL_ENV"))}
-    return {**env, **(extra or {})}
 
 
 def spawn(lay: Layout, name: str, argv: list[str], env: dict[str, str]) -> int:
@@ -200,31 +159,8 @@ def spawn(lay: Layout, name: str, argv: list[str], env: dict[str, str]) -> int:
     return proc.pid
 
 
-def kill_group(pgid: int, grace: float = 10.0) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        with contextlib.suppress(Exception):
-            for _ in iterate_timeout(grace, f"process group {pgid} to exit", wait=0.2):
-                if not group_members(pgid):
-                    return
-    # The group may hold zombies of a dead parent; reaping is our child's job.
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pgid, os.WNOHANG)
 
 
-def answers(url: str, token: str | None = None) -> int | None:
-    """The HTTP status ``url`` answers with, or None if nothing listens yet."""
-    req = urllib.request.Request(url, headers={"X-Auth-Token": token} if token else {})
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return resp.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except (OSError, urllib.error.URLError):
-        return None
 
 
 # --- configuration ------------------------------------------------------------
@@ -272,88 +208,6 @@ def clouds_yaml(state: dict[str, Any]) -> str:
 
 
 # --- bootstrap ----------------------------------------------------------------
-
-def use_wal(db: Path) -> None:
-    """Readers no longer block the writer: the servers run several threads."""
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
-
-
-def keystone_manage(lay: Layout, *args: str) -> None:
-    runner.run([lay.bin("keystone-manage"), "--config-file",
-                lay.data / "keystone" / "keystone.conf", *args],
-               env=service_env(), inherit_env=False, log_path=lay.logs / "bootstrap.log",
-               where="upstream", step="keystone")
-
-
-def bootstrap_keystone_db(lay: Layout, state: dict[str, Any]) -> None:
-    user, group = getpass.getuser(), grp.getgrgid(os.getgid()).gr_name
-    keystone_manage(lay, "db_sync")
-    use_wal(lay.data / "keystone" / "keystone.db")
-    keystone_manage(lay, "fernet_setup", "--keystone-user", user, "--keystone-group", group)
-    keystone_manage(lay, "credential_setup", "--keystone-user", user,
-                    "--keystone-group", group)
-    url = state["auth_url"]
-    keystone_manage(lay, "bootstrap", "--bootstrap-password", state["admin"]["password"],
-                    "--bootstrap-admin-url", url, "--bootstrap-public-url", url,
-                    "--bootstrap-internal-url", url, "--bootstrap-region-id", REGION)
-
-
-class KeystoneAdmin:
-    """The catalog and accounts that keystone-manage bootstrap does not make."""
-
-    def __init__(self, auth_url: str, password: str) -> None:
-        auth = v3.Password(auth_url=auth_url, username="admin", password=password,
-                           project_name="admin", user_domain_id="default",
-                           project_domain_id="default")
-        self.session = ksa_session.Session(auth=auth)
-        self.url = auth_url.rstrip("/")
-
-    def get(self, path: str, key: str) -> list[dict[str, Any]]:
-        return self.session.get(self.url + path).json()[key]
-
-    def post(self, path: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.session.post(self.url + path, json={key: body}).json()[key]
-
-    def role_id(self, name: str) -> str:
-        found = self.get(f"/roles?name={name}", "roles")
-        return found[0]["id"] if found else self.post("/roles", "role", {"name": name})["id"]
-
-    def project(self, name: str) -> str:
-        return self.post("/projects", "project", {"name": name, "domain_id": "default"})["id"]
-
-    def user(self, name: str, password: str, project_id: str, roles: list[str]) -> None:
-        uid = self.post("/users", "user", {"name": name, "password": password,
-                                           "domain_id": "default",
-                                           "default_project_id": project_id})["id"]
-        for role in roles:
-            self.session.put(f"{self.url}/projects/{project_id}/users/{uid}/roles/"
-                             f"{self.role_id(role)}")
-
-    def service(self, service_type: str, name: str, url: str) -> None:
-        sid = self.post("/services", "service", {"type": service_type, "name": name})["id"]
-        for interface in ("public", "internal"):
-            self.post("/endpoints", "endpoint", {"service_id": sid, "interface": interface,
-                                                 "region_id": REGION, "url": url})
-
-
-def bootstrap_catalog(state: dict[str, Any]) -> None:
-    ks = KeystoneAdmin(state["auth_url"], state["admin"]["password"])
-    service_project = ks.project("service")
-    demo_project = ks.project(state["demo"]["project_name"])
-    # Token validation by a service user needs the "service" role under the
-    # 2025.1 default policies; admin lets it act on behalf of users too.
-    ks.user("glance", state["service_passwords"]["glance"], service_project,
-            ["admin", "service"])
-    ks.user("swift", state["service_passwords"]["swift"], service_project,
-            ["admin", "service"])
-    ks.user(state["demo"]["username"], state["demo"]["password"], demo_project, ["member"])
-    ks.role_id("ResellerAdmin")
-    ports = state["ports"]
-    ks.service("image", "glance", f"http://127.0.0.1:{ports['glance']}")
-    ks.service("object-store", "swift",
-               f"http://127.0.0.1:{ports['swift']}/v1/AUTH_%(project_id)s")
-
 
 # --- start / stop -------------------------------------------------------------
 
