@@ -51,6 +51,7 @@ class Image:
     os_hash_algo: str | None = None
     os_hash_value: str | None = None
     properties: dict[str, str] = field(default_factory=dict)
+    created_at: str | None = None
 
     @classmethod
     def from_v2(cls, body: Mapping[str, Any]) -> Image:
@@ -59,7 +60,8 @@ class Image:
                    disk_format=body.get("disk_format"),
                    container_format=body.get("container_format"), size=body.get("size"),
                    checksum=body.get("checksum"), os_hash_algo=body.get("os_hash_algo"),
-                   os_hash_value=body.get("os_hash_value"), properties=props)
+                   os_hash_value=body.get("os_hash_value"), properties=props,
+                   created_at=body.get("created_at"))
 
     @classmethod
     def from_v1(cls, body: Mapping[str, Any]) -> Image:
@@ -67,7 +69,8 @@ class Image:
         return cls(id=body["id"], name=body.get("name"), status=body.get("status", ""),
                    disk_format=body.get("disk_format"),
                    container_format=body.get("container_format"), size=body.get("size"),
-                   checksum=body.get("checksum"), properties=props)
+                   checksum=body.get("checksum"), properties=props,
+                   created_at=body.get("created_at"))
 
     @classmethod
     def from_v1_headers(cls, headers: Mapping[str, str]) -> Image:
@@ -121,6 +124,19 @@ class Glance:
             body = self._call("GET", "images", params={"name": name}).json()
             images = [Image.from_v2(i) for i in body.get("images", [])]
         return [i for i in images if i.name == name]
+
+    def list_all(self, step: str = "retention") -> list[Image]:
+        """Every image this project can see (following v2's ``next`` links)."""
+        if self.version == "1":
+            body = self._call("GET", "images/detail", params={"limit": 1000}, step=step).json()
+            return [Image.from_v1(i) for i in body.get("images", [])]
+        images, url, params = [], "images", {"limit": 200}
+        while url:
+            body = self._call("GET", url, params=params, step=step).json()
+            images += [Image.from_v2(i) for i in body.get("images", [])]
+            nxt = body.get("next")
+            url, params = (nxt.split("/v2/", 1)[-1].lstrip("/") if nxt else None), None
+        return images
 
     def get(self, image_id: str) -> Image:
         if self.version == "1":

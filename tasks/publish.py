@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import json
 
 import luigi
 
+from pipeline.build import BUILD_ID_LEN
+from pipeline.retention import apply_retention
+from tasks.base import ImagefleetTask
 from tasks.verify import VerifyImage
 
 
@@ -17,4 +21,32 @@ class Publish(luigi.WrapperTask):
     clouds = luigi.ListParameter()
 
     def requires(self):
-        return [VerifyImage(digest=self.digest, cloud=c) for c in self.clouds]
+        return [RetainImages(digest=self.digest, cloud=c) for c in self.clouds]
+
+
+class RetainImages(ImagefleetTask):
+    """After a good verify, keep the newest N of our images in the cloud."""
+
+    digest = luigi.Parameter()
+    cloud = luigi.Parameter()
+
+    def failure_where(self) -> str:
+        return self.cloud
+
+    def requires(self):
+        return VerifyImage(digest=self.digest, cloud=self.cloud)
+
+    def output(self):
+        build_id = self.digest[:BUILD_ID_LEN]
+        return luigi.LocalTarget(str(self.work_dir / "retention" / build_id /
+                                     f"{self.cloud}.json"))
+
+    def run(self):
+        with self.input().open("r") as f:
+            current = json.load(f)["image_id"]
+        cloud = self.cloud_named(self.cloud)
+        keep = int(cloud.profile.get("retention.keep") or self.pipeline_config.keep)
+        deleted = apply_retention(cloud, keep=keep, image_name=self.pipeline_config.image_name,
+                                  current_id=current)
+        with self.output().open("w") as f:
+            json.dump({"keep": keep, "kept": current, "deleted": deleted}, f, indent=2)

@@ -1,0 +1,35 @@
+"""Retention decisions: newest N of ours, the current image always kept, others untouched."""
+
+import pytest
+
+from pipeline.glance import Image
+
+
+def image(id_, name, created, ours=True):
+    props = {"imagefleet_managed": "true"} if ours else {}
+    return Image(id=id_, name=name, status="active", properties=props, created_at=created)
+
+
+IMAGES = [
+    image("a", "imagefleet-debian-b1", "2026-11-20T03:00:00Z"),
+    image("b", "imagefleet-debian-b2", "2026-11-21T03:00:00Z"),
+    image("c", "imagefleet-debian-b3", "2026-11-22T03:00:00Z"),
+    image("d", "imagefleet-debian-b4", "2026-11-23T03:00:00Z"),
+    image("x", "imagefleet-debian-hand-made", "2026-11-01T00:00:00Z", ours=False),
+    image("y", "other-image", "2026-11-01T00:00:00Z", ours=True),
+]
+
+
+@pytest.mark.parametrize("keep, current, deleted", [
+    (2, "d", ["b", "a"]),
+    (3, "d", ["a"]),
+    (1, "d", ["c", "b", "a"]),
+    (2, "a", ["c", "b"]),        # the current image is kept even if it is the oldest
+    (10, "d", []),
+    (0, "d", ["c", "b", "a"]),   # keep is at least the current image
+])
+def test_images_to_delete(keep, current, deleted):
+    from pipeline.retention import images_to_delete
+    doomed = images_to_delete(IMAGES, keep=keep, image_name="imagefleet-debian",
+                              current_id=current)
+    assert [i.id for i in doomed] == deleted
