@@ -6,7 +6,7 @@
 set -eu -o pipefail
 
 WORK=${WORK:-work}
-DATA="$WORK/localcloud"
+DATA=${LOCALCLOUD_DIR:-"$WORK/localcloud"}
 BIN=${BIN:-.venv/bin}
 PERSONALITIES=${PERSONALITIES:-rackspace-like hp-like auro-like ovh-like}
 
