@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 WORK   ?= work
 PYTEST_ARGS ?=
 
-.PHONY: setup system venv lint test test-fast run build check-config bench clean upstream upstream-stop
+.PHONY: setup system venv lint test test-fast run scheduler nightly build check-config bench clean upstream upstream-stop
 
 setup: system $(STAMP)
 
@@ -35,6 +35,18 @@ check-config: setup
 
 run: setup
 	WORK=$(WORK) BIN=$(BIN) bash scripts/run-local.sh $(RUN_ARGS)
+
+LUIGID_PORT ?= 8082
+scheduler: setup
+	mkdir -p $(WORK)/luigid
+	$(BIN)/luigid --background --address 127.0.0.1 --port $(LUIGID_PORT) \
+	  --pidfile $(WORK)/luigid/luigid.pid --logdir $(WORK)/luigid \
+	  --state-path $(WORK)/luigid/state.pickle
+	@echo "luigid: http://127.0.0.1:$(LUIGID_PORT)"
+
+nightly: setup
+	$(BIN)/imagefleet run --work-dir $(WORK) --workers 3 \
+	  --scheduler-url http://127.0.0.1:$(LUIGID_PORT) $(RUN_ARGS)
 
 build: setup
 	$(BIN)/imagefleet build --work-dir $(WORK) -v

@@ -27,6 +27,7 @@ from pipeline.config import load_pipeline, load_profiles
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.formats import EXTENSION, distinct_formats
 from pipeline.report import make_report, render_table, write_report
+from pipeline.runlock import run_lock
 from pipeline.runreport import collect_rows
 from tasks.build import BuildImages, ConvertImage
 from tasks.publish import Publish
@@ -177,8 +178,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.time()
     names = [c.name for c in selected]
     LOG.info("run %s: build %s for %s", args.date, plan.build_id, ", ".join(names))
-    code = run_luigi([Publish(date=args.date, digest=plan.digest, clouds=names)], work_dir,
-                     args.workers, args.scheduler_url)
+    with run_lock(work_dir):
+        code = run_luigi([Publish(date=args.date, digest=plan.digest, clouds=names)], work_dir,
+                         args.workers, args.scheduler_url)
     rows = collect_rows(work_dir, plan.build_id, selected, since=started)
     report = make_report(str(args.date), plan.build_id, rows, started)
     path = write_report(work_dir / "reports" / str(args.date), report)
