@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipeline import dib, qemu_img
+from pipeline import dib, imagesource, qemu_img
 from pipeline.config import PipelineConfig
 from pipeline.errors import BuildError
 
@@ -25,6 +25,8 @@ class BuildPlan:
 
     digest: str
     spec: dib.DibSpec
+    source: Path | None = None          # a prebuilt image instead of a DIB build
+    source_format: str | None = None
 
     @property
     def build_id(self) -> str:
@@ -32,7 +34,16 @@ class BuildPlan:
 
 
 def plan_build(config: PipelineConfig, elements_dir: Path = ELEMENTS_DIR) -> BuildPlan:
-    """Digest the build's inputs (elements' content, config, release, DIB version)."""
+    """Digest the build's inputs (elements' content, config, release, DIB version).
+
+    With ``image.source`` the inputs are the prebuilt file's content and format.
+    """
+    if config.source is not None:
+        spec = dib.DibSpec(name=config.image_name, elements=(), size=config.size)
+        digest = imagesource.source_digest(config.source, config.source_format,
+                                           config.image_name)
+        return BuildPlan(digest=digest, spec=spec, source=config.source,
+                         source_format=config.source_format)
     spec = dib.resolve_spec(dib.DibSpec(
         name=config.image_name, elements=tuple(config.elements), release=config.release,
         environment=dict(config.environment), mirror=config.mirror, size=config.size))
@@ -44,6 +55,14 @@ def plan_build(config: PipelineConfig, elements_dir: Path = ELEMENTS_DIR) -> Bui
 def build_base(plan: BuildPlan, dest: Path, *, work_dir: Path, log_path: Path,
                progress=None) -> dict:
     """Build the raw base image into ``dest`` (a temporary path the caller renames)."""
+    if plan.source is not None:
+        if imagesource.source_digest(plan.source, plan.source_format,
+                                     plan.spec.name) != plan.digest:
+            raise BuildError("the prebuilt image changed since this run was planned; run again",
+                             where=str(plan.source), step="import")
+        record = imagesource.import_source(plan.source, plan.source_format, Path(dest),
+                                           log_path=log_path)
+        return {**record, "build_id": plan.build_id, "digest": plan.digest}
     started = time.monotonic()
     spec = dib.DibSpec(**{**asdict(plan.spec), "build_id": plan.build_id})
     scratch = Path(work_dir) / "tmp" / f"build-{plan.build_id}-{os.getpid()}"

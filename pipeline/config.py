@@ -20,6 +20,7 @@ from pipeline.errors import ConfigError
 
 DEFAULT_CONFIG = Path("config/pipeline.yaml")
 DEFAULT_ELEMENTS = ["debian-minimal", "vm", "block-device-mbr", "imagefleet-base"]
+SOURCE_FORMATS = {".raw": "raw", ".img": "raw", ".qcow2": "qcow2", ".vhd": "vhd"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class PipelineConfig:
     clouds: list[str]
     vendors_dir: Path
     keep: int
+    source: Path | None = None          # a prebuilt image imported instead of a DIB build
+    source_format: str | None = None
+    verify_check: str = "build-id"      # or "ssh-banner"
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
@@ -135,9 +139,15 @@ def load_pipeline(path: str | os.PathLike | None = None) -> PipelineConfig:
         raise ConfigError("file is empty", file=path)
     validate(data, load_schema("pipeline"), path)
     image = data["image"]
+    here = Path(path).resolve().parent
     vendors_dir = Path(data.get("vendors_dir") or "vendors")
     if not vendors_dir.is_absolute():
-        vendors_dir = Path(path).resolve().parent / vendors_dir
+        vendors_dir = here / vendors_dir
+    source, source_format = _source(image, here, path)
+    check = (data.get("verify") or {}).get("check") or ("ssh-banner" if source else "build-id")
+    if source and check == "build-id":
+        raise ConfigError("a prebuilt image (image.source) carries no build id to read; "
+                          "use verify.check: ssh-banner", file=path, key="verify.check")
     return PipelineConfig(
         path=path,
         image_name=image["name"],
@@ -149,5 +159,23 @@ def load_pipeline(path: str | os.PathLike | None = None) -> PipelineConfig:
         clouds=list(data.get("clouds") or []),
         vendors_dir=vendors_dir,
         keep=int((data.get("retention") or {}).get("keep", 3)),
+        source=source,
+        source_format=source_format,
+        verify_check=check,
         raw=data,
     )
+
+
+def _source(image: dict, here: Path, path: str) -> tuple[Path | None, str | None]:
+    """``image.source``: a prebuilt image file (relative to pipeline.yaml) and its format."""
+    if not image.get("source"):
+        return None, None
+    source = Path(image["source"])
+    source = source if source.is_absolute() else here / source
+    fmt = image.get("source_format") or SOURCE_FORMATS.get(source.suffix)
+    if fmt is None:
+        raise ConfigError(f"cannot tell the format of {source.name}; set image.source_format",
+                          file=path, key="image.source_format")
+    if not source.is_file():
+        raise ConfigError(f"prebuilt image not found: {source}", file=path, key="image.source")
+    return source, fmt

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
 
 from pipeline import qemu_img, vhd
-from pipeline.errors import ConvertError
+from pipeline.errors import ConvertError, ImageCorruptError
 from pipeline.formats import QEMU_FORMAT
 
 LOG = logging.getLogger(__name__)
@@ -56,3 +57,24 @@ def convert_image(base: Path, dest: Path, disk_format: str, *, log_path: Path | 
               "seconds": round(seconds, 2)}
     LOG.info("converted to %s in %.1f s (%d bytes)", disk_format, seconds, record["bytes"])
     return record
+
+
+def check_converted(path: Path, disk_format: str) -> None:
+    """Before an upload: the file is still what the conversion wrote, and undamaged.
+
+    ``qemu-img check`` finds damaged qcow2 metadata; the conversion record
+    beside the file (``<file>.json``) gives the size a truncated or extended
+    file no longer has, which is all a raw file can be checked for.
+    """
+    path = Path(path)
+    record_path = path.with_name(path.name + ".json")
+    if record_path.is_file():
+        expected = json.loads(record_path.read_text()).get("bytes")
+        actual = path.stat().st_size
+        if expected is not None and actual != expected:
+            raise ImageCorruptError(f"{path.name} is {actual} bytes, the conversion wrote "
+                                    f"{expected}: truncated or changed since", step="check")
+    if disk_format == "vhd":
+        vhd.check_vhd(path)
+    else:
+        qemu_img.check(path, QEMU_FORMAT[disk_format])

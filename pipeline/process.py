@@ -39,7 +39,8 @@ def spawn(argv: Sequence[str], log_path: str | os.PathLike, *,
         log_file.write(f"$ {' '.join(argv)}\n".encode())
         log_file.flush()
         try:
-            return subprocess.Popen(argv, env=full_env, cwd=cwd, stdin=subprocess.DEVNULL,
+            return subprocess.Popen(runner.die_with_parent(argv, full_env), env=full_env,
+                                    cwd=cwd, stdin=subprocess.DEVNULL,
                                     stdout=log_file, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         except FileNotFoundError as e:

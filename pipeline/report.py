@@ -75,11 +75,14 @@ def cloud_row(cloud: str, profile: str, disk_format: str, *, build: dict | None,
 
 
 def make_report(run_id: str, build_id: str, rows: list[CloudRow],
-                started: float | None = None) -> dict[str, Any]:
+                started: float | None = None,
+                tasks_run: dict[str, int] | None = None) -> dict[str, Any]:
+    """``tasks_run``: the tasks this run executed, by family (the rest were complete)."""
     rows = sorted(rows, key=lambda r: r.cloud)
     return {
         "run": run_id, "build_id": build_id,
         "started": started, "finished": time.time(),
+        "tasks_run": dict(sorted((tasks_run or {}).items())),
         "ok": all(r.status == DONE for r in rows),
         "failed": [r.cloud for r in rows if r.status == FAILED],
         "clouds": [dict(vars(r), status=r.status) for r in rows],
@@ -122,6 +125,9 @@ def render_table(report: dict[str, Any]) -> str:
                      f"{_fmt(c['mechanism']):<17} {rate:>7} {_fmt(c['seconds_to_reachable']):>7}"
                      f"  {tail}")
     ok = sum(c["status"] == DONE for c in report["clouds"])
+    ran = report.get("tasks_run") or {}
+    lines.append("work done: " + (", ".join(f"{n} {k}" for k, n in ran.items()) if ran
+                                  else "none (every stage was already complete)"))
     lines.append(f"{ok}/{len(report['clouds'])} clouds done"
                  + (f"; failed: {', '.join(report['failed'])}" if report["failed"] else ""))
     return "\n".join(lines)

@@ -3,7 +3,9 @@
 Argv lists only (never a shell), an explicit environment, a timeout that kills
 the whole process group, every output line streamed to a log file and to an
 optional callback (progress), and a typed ``CommandError`` carrying the
-command, exit code and the tail of stderr.
+command, exit code and the tail of stderr.  Every child gets SIGTERM when the
+pipeline dies (``setpriv --pdeathsig``), so a killed run leaves no qemu,
+qemu-img or diskimage-builder running on behind it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,25 @@ class Result:
     stdout: str
     stderr_tail: str
     seconds: float
+
+
+SETPRIV = shutil.which("setpriv")   # util-linux, Essential in Debian
+
+
+def die_with_parent(argv: Sequence[str], env: Mapping[str, str] | None = None) -> list[str]:
+    """``argv`` run so that it gets SIGTERM if our process dies first.
+
+    A missing tool still raises ``FileNotFoundError`` here, as Popen would.
+    """
+    argv = [str(a) for a in argv]
+    path = (env or os.environ).get("PATH")
+    if os.sep not in argv[0] and not shutil.which(argv[0], path=path):
+        raise FileNotFoundError(argv[0])
+    if os.sep in argv[0] and not os.access(argv[0], os.X_OK):
+        raise FileNotFoundError(argv[0])
+    if not SETPRIV:
+        return argv
+    return [SETPRIV, "--pdeathsig", "TERM", "--", *argv]
 
 
 def which(binary: str) -> str:
@@ -74,7 +95,8 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
     start = time.monotonic()
     LOG.debug("running %s", argv)
     try:
-        proc = subprocess.Popen(argv, env=full_env, cwd=cwd, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(die_with_parent(argv, full_env), env=full_env, cwd=cwd,
+                                stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
     except FileNotFoundError as e:

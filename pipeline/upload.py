@@ -25,6 +25,7 @@ from keystoneauth1 import session as ksa_session
 from pipeline import errors
 from pipeline.checksums import Digests, file_digests
 from pipeline.clouds import Cloud
+from pipeline.convert import check_converted
 from pipeline.discovery import ImageApi, discover_image_api
 from pipeline.glance import Glance, Image
 from pipeline.mechanism import Mechanism, choose_upload_mechanism
@@ -370,6 +371,11 @@ def upload_image(cloud: Cloud, image_path: str | os.PathLike, build: BuildInfo, 
     path = Path(image_path)
     if not path.is_file():
         raise errors.UploadError(f"{path}: no such image file", where=cloud.name)
+    try:
+        check_converted(path, cloud.disk_format)
+    except errors.ImageCorruptError as e:
+        raise errors.ImageCorruptError(f"{path.name}: {e.cause}", where=cloud.name,
+                                       step="check before upload") from None
     session = session or make_session(cloud.config)
     upload = _Upload(cloud, path, build, session, progress, poll_interval)
     return upload.run(max_attempts, retry_wait, retry_timeout)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import luigi
 
+from pipeline import ledger
 from pipeline.clouds import Cloud, load_clouds, select_clouds
 from pipeline.config import PipelineConfig, load_pipeline, load_profiles
 from pipeline.errors import PipelineError
@@ -70,3 +71,4 @@ class ImagefleetTask(luigi.Task):
     def on_success(self) -> None:
         stale = self.work_dir / "failures" / f"{self.task_id}.json"
         stale.unlink(missing_ok=True)
+        ledger.record(self.work_dir, self.task_id, self.task_family)

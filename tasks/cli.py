@@ -19,7 +19,7 @@ from pathlib import Path
 import luigi
 import luigi.configuration
 
-from pipeline import logsetup
+from pipeline import ledger, logsetup
 from pipeline.build import plan_build
 from pipeline.cleanup import sweep
 from pipeline.clouds import SECRET_KEYS, load_clouds, select_clouds
@@ -182,7 +182,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         code = run_luigi([Publish(date=args.date, digest=plan.digest, clouds=names)], work_dir,
                          args.workers, args.scheduler_url)
     rows = collect_rows(work_dir, plan.build_id, selected, since=started)
-    report = make_report(str(args.date), plan.build_id, rows, started)
+    report = make_report(str(args.date), plan.build_id, rows, started,
+                         tasks_run=ledger.counts(work_dir, since=started))
     path = write_report(work_dir / "reports" / str(args.date), report)
     print(render_table(report))
     print(f"report: {path} (and report.html)")

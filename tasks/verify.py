@@ -47,7 +47,8 @@ class LocalBoot(ImagefleetTask):
     def run(self):
         record = local_boot(self.input().path, self.disk_format, self.build_id,
                             work_dir=self.work_dir / "localboot" / self.build_id,
-                            timeout=localboot().timeout)
+                            timeout=localboot().timeout,
+                            login=self.pipeline_config.verify_check == "build-id")
         with self.output().open("w") as f:
             json.dump(record, f, indent=2, sort_keys=True)
 
@@ -85,6 +86,7 @@ class VerifyImage(ImagefleetTask):
         record = verify_image(self.cloud_named(self.cloud), image_id, build,
                               work_dir=self.work_dir / "verify" / self.build_id,
                               min_disk_gb=int(self.pipeline_config.size),
-                              journal_dir=self.work_dir / "journal")
+                              journal_dir=self.work_dir / "journal",
+                              login=self.pipeline_config.verify_check == "build-id")
         with self.output().open("w") as f:
             json.dump(record.to_dict(), f, indent=2, sort_keys=True)
