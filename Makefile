@@ -39,7 +39,7 @@ run: setup
 LUIGID_PORT ?= 8082
 scheduler: setup
 	mkdir -p $(WORK)/luigid
-	$(BIN)/luigid --background --address 127.0.0.1 --port $(LUIGID_PORT) \
+	LUIGI_CONFIG_PATH=$(CURDIR)/config/luigi.cfg $(BIN)/luigid --background --address 127.0.0.1 --port $(LUIGID_PORT) \
 	  --pidfile $(WORK)/luigid/luigid.pid --logdir $(WORK)/luigid \
 	  --state-path $(WORK)/luigid/state.pickle
 	@echo "luigid: http://127.0.0.1:$(LUIGID_PORT)"

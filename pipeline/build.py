@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipeline import dib, imagesource, qemu_img
+from pipeline import buildcleanup, dib, imagesource, qemu_img
 from pipeline.config import PipelineConfig
 from pipeline.errors import BuildError
 
@@ -65,7 +65,11 @@ def build_base(plan: BuildPlan, dest: Path, *, work_dir: Path, log_path: Path,
         return {**record, "build_id": plan.build_id, "digest": plan.digest}
     started = time.monotonic()
     spec = dib.DibSpec(**{**asdict(plan.spec), "build_id": plan.build_id})
-    scratch = Path(work_dir) / "tmp" / f"build-{plan.build_id}-{os.getpid()}"
+    # A run killed mid-build left its scratch dir, mounts and loop devices: release them.
+    for released in buildcleanup.release_stale_builds(Path(work_dir) / "tmp", plan.build_id,
+                                                      log_path=log_path):
+        LOG.warning("released after a killed build: %s", released)
+    scratch = Path(work_dir) / "tmp" / buildcleanup.scratch_name(plan.build_id, os.getpid())
     scratch.mkdir(parents=True, exist_ok=True)
     try:
         built = dib.build_image(spec, scratch, work_dir=Path(work_dir), log_path=log_path,

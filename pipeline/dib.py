@@ -3,7 +3,8 @@
 One ``disk-image-create`` run per spec, named by ``build_digest`` so an
 unchanged spec and element set is not rebuilt.  Hosts without device-mapper
 get shell shims for ``kpartx``/``dmsetup``/``sudo`` (``pipeline/shims``), and
-whatever DIB leaves mounted or attached under the build's TMPDIR is released.
+whatever DIB leaves mounted or attached under the build's TMPDIR is released
+(``pipeline.buildcleanup``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.buildcleanup import dib_tmp_prefix, release_build_resources
 from pipeline.errors import BuildError, CommandError, ConfigError
 from pipeline.runner import run
 
@@ -34,7 +36,6 @@ ELEMENTS_DIR = Path(__file__).resolve().parent.parent / "elements"
 SHIMS_DIR = Path(__file__).resolve().parent / "shims"
 SHIMS = ("kpartx", "dmsetup", "sudo")
 BUILD_TIMEOUT = 3600.0
-CLEANUP_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -320,61 +321,6 @@ class ProgressTracker:
             self.progress(f"build: {self.phase}: {found.group(2)}")
 
 
-# --- leak cleanup ------------------------------------------------------------
-
-def mounts_under(root: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> list[Path]:
-    """Mount points at or below ``root``, innermost (last mounted) first."""
-    prefix = str(root).rstrip("/")
-    found = []
-    for line in mountinfo.read_text().splitlines():
-        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
-        if point == prefix or point.startswith(prefix + "/"):
-            found.append(Path(point))
-    return list(reversed(found))
-
-
-def loops_backed_under(root: Path, sys_block: Path = Path("/sys/block")) -> list[str]:
-    """Loop devices (``/dev/loopN``) whose backing file lies under ``root``."""
-    prefix = str(root).rstrip("/") + "/"
-    found = []
-    for backing in sorted(sys_block.glob("loop*/loop/backing_file")):
-        try:
-            name = backing.read_text().strip().removesuffix(" (deleted)")
-        except OSError:
-            continue
-        if name.startswith(prefix):
-            found.append(f"/dev/{backing.parent.parent.name}")
-    return found
-
-
-def release_build_resources(tmp_dir: Path, *, log_path: Path | None = None) -> list[str]:
-    """Unmount and detach whatever a build left under ``tmp_dir``; returns what was done."""
-    done: list[str] = []
-
-    def attempt(argv: list[str]) -> bool:
-        result = run(argv, timeout=CLEANUP_TIMEOUT, log_path=log_path, check=False)
-        if result.returncode == 0:
-            done.append(" ".join(argv))
-        return result.returncode == 0
-
-    for point in mounts_under(tmp_dir):
-        attempt(["umount", str(point)])
-    for loop in loops_backed_under(tmp_dir):
-        for link in Path("/dev/mapper").glob(f"{Path(loop).name}p*"):
-            if link.is_symlink():
-                link.unlink()
-        if any(Path("/sys/block", Path(loop).name).glob(f"{Path(loop).name}p*")):
-            attempt(["partx", "-d", loop])
-        attempt(["losetup", "-d", loop])
-    for point in mounts_under(tmp_dir):
-        attempt(["umount", str(point)]) or attempt(["umount", "-l", str(point)])
-    if not mounts_under(tmp_dir):
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    if done:
-        LOG.warning("released what the build left behind: %s", "; ".join(done))
-    return done
-
-
 # --- the build -----------------------------------------------------------------
 
 def build_image(spec: DibSpec, out_dir: str | os.PathLike, *, work_dir: str | os.PathLike,
@@ -389,10 +335,13 @@ def build_image(spec: DibSpec, out_dir: str | os.PathLike, *, work_dir: str | os
     cache_dir = work_dir / "cache" / "dib"
     for directory in (out_dir, work_dir / "tmp", cache_dir):
         directory.mkdir(parents=True, exist_ok=True)
-    # One TMPDIR per run: the cleanup below must never touch a concurrent build.
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f"{spec.name}-{digest[:12]}-", dir=work_dir / "tmp"))
+    # One TMPDIR per run: the cleanup below must never touch a concurrent build.  Its name
+    # carries our pid so that buildcleanup.release_stale_builds finds it if we are killed.
+    build_id = build_id_for(spec, digest)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=dib_tmp_prefix(build_id, os.getpid()),
+                                    dir=work_dir / "tmp"))
     shims_dir = None if device_mapper_available() else install_shims(work_dir / "shims")
-    env = dib_environment(spec, build_id=build_id_for(spec, digest), cache_dir=cache_dir,
+    env = dib_environment(spec, build_id=build_id, cache_dir=cache_dir,
                           tmp_dir=tmp_dir, elements_dirs=elements_dirs, shims_dir=shims_dir)
     tail: collections.deque[str] = collections.deque(maxlen=400)
     tracker = ProgressTracker(progress)

@@ -2,5 +2,9 @@
 
 from tasks.base import ImagefleetTask, imagefleet
 from tasks.build import BuildBaseImage, BuildImages, ConvertImage
+from tasks.publish import Publish, RetainImages
+from tasks.upload import UploadImage
+from tasks.verify import LocalBoot, VerifyImage
 
-__all__ = ["BuildBaseImage", "BuildImages", "ConvertImage", "ImagefleetTask", "imagefleet"]
+__all__ = ["BuildBaseImage", "BuildImages", "ConvertImage", "ImagefleetTask", "LocalBoot",
+           "Publish", "RetainImages", "UploadImage", "VerifyImage", "imagefleet"]

@@ -26,6 +26,15 @@ class imagefleet(luigi.Config):  # noqa: N801 - luigi names config sections by c
     clouds_yaml = luigi.Parameter(default="")
 
 
+def planned_run() -> tuple[str, list[str]]:
+    """The build digest and the cloud names the configuration selects today."""
+    from pipeline.build import plan_build  # DIB version probing only when planning
+    config = load_pipeline(imagefleet().config)
+    clouds = load_clouds(imagefleet().clouds_yaml or None)
+    selected = select_clouds(config, load_profiles(config.vendors_dir), clouds)
+    return plan_build(config).digest, [c.name for c in selected]
+
+
 class ImagefleetTask(luigi.Task):
     """Every task's base: knows where work goes and records why it failed."""
 

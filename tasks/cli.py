@@ -126,6 +126,8 @@ def run_luigi(tasks: list, work_dir: Path, workers: int, scheduler_url: str | No
     env = {"workers": workers, "detailed_summary": True}
     if scheduler_url:
         env["scheduler_url"] = scheduler_url
+        # Wait while another worker process (another host) runs what we need.
+        luigi.configuration.get_config().set("worker", "keep_alive", "true")
     else:
         env["local_scheduler"] = True
     result = luigi.build(tasks, **env)

@@ -9,19 +9,27 @@ import luigi
 
 from pipeline.build import BUILD_ID_LEN
 from pipeline.retention import apply_retention
-from tasks.base import ImagefleetTask
+from tasks.base import ImagefleetTask, planned_run
 from tasks.verify import VerifyImage
 
 
 class Publish(luigi.WrapperTask):
-    """``imagefleet run``: one night's publication; the date makes each night distinct."""
+    """``imagefleet run``: one night's publication; the date makes each night distinct.
+
+    ``luigi --module tasks Publish --date D`` plans the rest from pipeline.yaml
+    and clouds.yaml (``[imagefleet]`` in luigi.cfg), as ``imagefleet run`` does.
+    """
 
     date = luigi.DateParameter(default=datetime.date.today())
-    digest = luigi.Parameter()
-    clouds = luigi.ListParameter()
+    digest = luigi.Parameter(default="", description="build digest (default: planned now)")
+    clouds = luigi.ListParameter(default=(), description="clouds (default: every configured)")
 
     def requires(self):
-        return [RetainImages(digest=self.digest, cloud=c) for c in self.clouds]
+        digest, clouds = self.digest, list(self.clouds)
+        if not (digest and clouds):
+            planned_digest, planned_clouds = planned_run()
+            digest, clouds = digest or planned_digest, clouds or planned_clouds
+        return [RetainImages(digest=digest, cloud=c) for c in clouds]
 
 
 class RetainImages(ImagefleetTask):

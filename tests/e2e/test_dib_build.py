@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import dib, qemu_img
+from pipeline import buildcleanup, qemu_img
 from pipeline.build import BUILD_ID_LEN
 
 pytestmark = pytest.mark.slow
@@ -20,5 +20,5 @@ def test_base_image_is_a_raw_disk(base_image):
 
 
 def test_build_leaves_no_mounts_or_loop_devices(base_image):
-    assert dib.mounts_under(base_image.work_dir) == []
-    assert dib.loops_backed_under(base_image.work_dir) == []
+    assert buildcleanup.mounts_under(base_image.work_dir) == []
+    assert buildcleanup.loops_backed_under(base_image.work_dir) == []
