@@ -47,14 +47,21 @@ def scratch_pid(name: str, build_id: str) -> int | None:
 
 
 def pid_alive(pid: int) -> bool:
-    """True unless no process ``pid`` exists (one we may not signal counts as alive)."""
+    """True unless no process ``pid`` exists (one we may not signal counts as alive).
+
+    A zombie is dead: a killed run's processes wait as zombies until init reaps them.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except OSError:  # PermissionError: someone else's process
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def mounts_under(root: Path, mountinfo: Path = MOUNTINFO) -> list[Path]:
@@ -145,3 +152,17 @@ def release_stale_builds(tmp_root: Path, build_id: str, *, log_path: Path | None
         else:
             done.append(f"removed {entry}")
     return done
+
+
+def remove_stale_partials(target: Path) -> list[Path]:
+    """Delete ``<target>-luigi-tmp-*`` files a killed run left beside ``target``.
+
+    Luigi lets one instance of a task run at a time, so when the task starts,
+    any temporary file of its output belongs to a run that died.
+    """
+    target = Path(target)
+    removed = []
+    for stale in target.parent.glob(f"{target.name}-luigi-tmp-*"):
+        stale.unlink(missing_ok=True)
+        removed.append(stale)
+    return removed

@@ -263,6 +263,18 @@ def _status(res: Mapping[str, Any]) -> int | None:
     return status
 
 
+def _swift_reason(err: Any) -> str:
+    """Swift's answer in a line: its body (bytes from swiftclient), or the HTTP reason
+    when the body is one of the proxy's HTML error pages."""
+    body = getattr(err, "http_response_content", "") or ""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    body = body.strip()
+    if not body or body.startswith("<"):
+        body = str(getattr(err, "http_reason", "") or "").strip()
+    return body.splitlines()[0][:200] if body else ""
+
+
 def swift_error(res: Mapping[str, Any], what: str, where: str) -> errors.PipelineError:
     """The pipeline error for a failed SwiftService result (statuses via the table)."""
     err = res.get("error")
@@ -270,8 +282,7 @@ def swift_error(res: Mapping[str, Any], what: str, where: str) -> errors.Pipelin
         err = sub[0] if isinstance(sub, tuple | list) else sub
     status = getattr(err, "http_status", None)
     if status:
-        reason = getattr(err, "http_response_content", "") or getattr(err, "http_reason", "")
-        reason = str(reason).strip().splitlines()[0][:200] if str(reason).strip() else ""
+        reason = _swift_reason(err)
         cause = f"Swift returned {status} for {what}" + (f" ({reason})" if reason else "")
         return errors.from_status(status, cause, where=where, step="staging")
     if isinstance(err, ClientException | SwiftError) or err is None:

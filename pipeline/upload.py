@@ -234,6 +234,10 @@ class _Upload:
             if existing is not None:
                 LOG.info("%s: %s already active as %s (same sha256); nothing to upload",
                          self.where, self.name, existing.id)
+                if mechanism in (Mechanism.TASK, Mechanism.WEB_DOWNLOAD):
+                    # A run killed while its import task ran left the staged copy behind.
+                    self.staging.delete(self.staging.plan(f"{self.name}.{self.disk_format}",
+                                                          self.digests.size))
                 return self._record(existing, mechanism, start, sent=0, attempts=0, skipped=True)
             LOG.info("%s: uploading %s (%s, %d bytes) as %s by %s", self.where, self.path.name,
                      self.disk_format, self.digests.size, self.name, mechanism.value)

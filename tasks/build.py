@@ -7,6 +7,7 @@ import json
 import luigi
 
 from pipeline.build import BUILD_ID_LEN, build_base, plan_build
+from pipeline.buildcleanup import remove_stale_partials
 from pipeline.convert import convert_image
 from pipeline.errors import BuildError
 from pipeline.formats import EXTENSION
@@ -31,6 +32,7 @@ class BuildBaseImage(ImagefleetTask):
             raise BuildError("the build's inputs changed since this run was planned; run again")
         out = self.output()
         out.makedirs()
+        remove_stale_partials(out.path)
         with out.temporary_path() as tmp:
             record = build_base(plan, tmp, work_dir=self.work_dir,
                                 log_path=self.log_path(f"build-{self.build_id}.log"))
@@ -55,6 +57,7 @@ class ConvertImage(ImagefleetTask):
     def run(self):
         out = self.output()
         out.makedirs()
+        remove_stale_partials(out.path)
         with out.temporary_path() as tmp:
             record = convert_image(self.input().path, tmp, self.disk_format,
                                    log_path=self.log_path(f"convert-{self.disk_format}.log"))

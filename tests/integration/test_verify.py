@@ -318,6 +318,11 @@ def test_sigkill_mid_verify_then_cleanup_leaves_nothing(name, clouds, clouds_yam
 # --- the real base image, booted on every cloud -----------------------------------------
 
 
+# One cloud per disk format (the tiny image above covers every network path): the
+# real image boots in 60-150 s under TCG, so six would cost CI minutes for little.
+REAL_SHAPES = ["rackspace-like", "hp-like", "dreamhost-like"]
+
+
 @pytest.fixture(scope="module")
 def real_results(clouds, lc, tmp_path_factory):
     """Every cloud verifies the real image; two at a time (two cores, TCG)."""
@@ -326,8 +331,8 @@ def real_results(clouds, lc, tmp_path_factory):
     build_id = (BASE.parent / "build-id").read_text().strip()
     build = BuildInfo(build_id=build_id, digest="sha256:" + "cd" * 32, image_name="base")
     work = tmp_path_factory.mktemp("real")
-    files = {fmt: convert(BASE, fmt, work) for fmt in {c.disk_format for c in clouds.values()}}
-    images = {n: upload(c, files[c.disk_format], build) for n, c in clouds.items()}
+    files = {fmt: convert(BASE, fmt, work) for fmt in {clouds[n].disk_format for n in REAL_SHAPES}}
+    images = {n: upload(clouds[n], files[clouds[n].disk_format], build) for n in REAL_SHAPES}
 
     def one(name):
         try:
@@ -336,12 +341,12 @@ def real_results(clouds, lc, tmp_path_factory):
         except errors.PipelineError as e:
             return e
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = dict(zip(SHAPES, pool.map(one, SHAPES), strict=True))
+        results = dict(zip(REAL_SHAPES, pool.map(one, REAL_SHAPES), strict=True))
     return build_id, results
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", SHAPES)
+@pytest.mark.parametrize("name", REAL_SHAPES)
 def test_the_real_image_is_verified_on_every_cloud(name, real_results, clouds, lc):
     build_id, results = real_results
     record = results[name]
