@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pipeline import buildcleanup, dib, imagesource, qemu_img
 from pipeline.config import PipelineConfig
-from pipeline.errors import BuildError
+from pipeline.errors import BuildError, ConfigError
 
 LOG = logging.getLogger(__name__)
 
@@ -47,7 +47,11 @@ def plan_build(config: PipelineConfig, elements_dir: Path = ELEMENTS_DIR) -> Bui
     spec = dib.resolve_spec(dib.DibSpec(
         name=config.image_name, elements=tuple(config.elements), release=config.release,
         environment=dict(config.environment), mirror=config.mirror, size=config.size))
-    dib.check_elements(spec.elements, [elements_dir, dib.dib_elements_dir()], [elements_dir])
+    try:
+        dib.check_elements(spec.elements, [elements_dir, dib.dib_elements_dir()],
+                           [elements_dir])
+    except ConfigError as e:         # the element list comes from the pipeline file
+        raise e.at(where=str(config.path)) from None
     digest = dib.build_digest(spec, [elements_dir])
     return BuildPlan(digest=digest, spec=spec)
 

@@ -51,13 +51,22 @@ def configure(verbose: int = 0, log_file: Path | None = None) -> None:
     root.addHandler(console)
     if log_file:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(log_file)
+        handler = _LogFile(log_file)
         handler.setLevel(logging.DEBUG)
         handler.setFormatter(logging.Formatter(FILE_FORMAT))
         handler.addFilter(RedactingFilter())
         root.addHandler(handler)
     for noisy in ("urllib3", "paramiko", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class _LogFile(logging.FileHandler):
+    """The log file; a record that cannot be written (a full work disk) is dropped
+    instead of printing logging's "--- Logging error ---" traceback on the console."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handleError(record)
 
 
 class _QuietThirdParty(logging.Filter):

@@ -64,3 +64,24 @@ def choose_upload_mechanism(profile_upload_list: Sequence[str] | None, api_versi
             return Mechanism(kind)
         reasons.append(f"{kind}: {why}")
     raise UploadError("no upload mechanism fits this cloud (" + "; ".join(reasons) + ")")
+
+
+# Relative time an upload kind keeps a cloud's chain busy before the image is
+# active: the passes over the image's bytes it makes (a PUT streams them once;
+# glance-direct stages them, then Glance copies them into the store;
+# web-download and a task import copy them into Swift, then Glance reads them
+# back), and one more for a task's polling, which advances in minutes on real
+# clouds.
+_UPLOAD_COST = {"put": 1, "glance-direct": 2, "web-download": 2, "task": 3}
+
+
+def upload_priority(profile_upload_list: Sequence[str] | None) -> int:
+    """The Luigi priority of a cloud's upload and test boot: longest first.
+
+    The scheduler raises a task's dependencies to its priority, so the local
+    boot of the format whose upload takes longest runs first when boots queue
+    for a slot, and its slow upload overlaps the other formats' boots.  Judged
+    from the profile's first choice (discovery has not run when Luigi plans).
+    """
+    first = (profile_upload_list or DEFAULT_UPLOAD)[0]
+    return _UPLOAD_COST.get(first, 1)

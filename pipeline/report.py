@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import atomicfile
+
 STAGES = ("build", "convert", "local_boot", "upload", "verify")
 DONE, FAILED, PENDING = "done", "failed", "pending"
 
@@ -94,9 +96,7 @@ def write_report(directory: Path, report: dict[str, Any]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for name, text in (("report.json", json.dumps(report, indent=2, sort_keys=True) + "\n"),
                        ("report.html", render_html(report))):
-        tmp = directory / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, directory / name)
+        atomicfile.write_text(directory / name, text)
     latest = directory.parent / "latest"
     tmp_link = directory.parent / ".latest.tmp"
     tmp_link.unlink(missing_ok=True)

@@ -89,20 +89,57 @@ def verify_option(entry: Mapping[str, Any]) -> bool | str:
     return entry.get("cacert") or True
 
 
+# The secret each common plugin needs; keystoneauth does not mark these
+# required, so without one it fails late with a TypeError from the plugin.
+_SECRET_OPTION = {
+    "password": "password", "v2password": "password", "v3password": "password",
+    "token": "token", "v2token": "token", "v3token": "token",
+    "v3applicationcredential": "application_credential_secret",
+    "v3totp": "passcode",
+}
+
+
+def missing_secret(auth_type: str, options: Mapping[str, Any]) -> str | None:
+    """The secret option ``auth_type`` needs that ``options`` lacks, if any."""
+    name = _SECRET_OPTION.get(auth_type)
+    return name if name and not options.get(name) else None
+
+
+def auth_plugin(cloud: CloudConfig):
+    """The keystoneauth plugin for ``cloud``, built without any network traffic.
+
+    Every way the entry can be incomplete is a ``ConfigError`` naming the file
+    and the key, so ``check-config`` refuses it before any work is done.
+    """
+    auth_type = choose_auth_type(cloud.config)
+    key = f"clouds.{cloud.name}.auth"
+    try:
+        loader = loading.get_plugin_loader(auth_type)
+    except ksa_exc.NoMatchingPlugin as e:
+        raise errors.ConfigError(f"unknown auth_type {auth_type!r}", file=cloud.path,
+                                 key=f"clouds.{cloud.name}.auth_type") from e
+    options = auth_options(auth_type, cloud.auth)
+    missing = [secret] if (secret := missing_secret(auth_type, options)) else []
+    try:
+        plugin = loader.load_from_options(**options)
+    except ksa_exc.MissingRequiredOptions as e:
+        missing = [o.dest for o in e.options] + missing
+    except (ksa_exc.OptionError, TypeError) as e:   # a plugin's own checks
+        if not missing:
+            detail = str(e).split(": ", 1)[-1] if isinstance(e, TypeError) else str(e)
+            raise errors.ConfigError(f"incomplete auth for auth_type {auth_type} ({detail})",
+                                     file=cloud.path, key=key) from e
+    if missing:
+        raise errors.ConfigError(f"missing {', '.join(missing)} for auth_type {auth_type}",
+                                 file=cloud.path, key=key)
+    return plugin
+
+
 def make_session(cloud: CloudConfig) -> ksa_session.Session:
     """The one keystoneauth1 Session for ``cloud``."""
     entry = cloud.config
     auth_type = choose_auth_type(entry)
-    try:
-        loader = loading.get_plugin_loader(auth_type)
-        plugin = loader.load_from_options(**auth_options(auth_type, cloud.auth))
-    except ksa_exc.MissingRequiredOptions as e:
-        names = ", ".join(o.dest for o in e.options)
-        raise errors.ConfigError(f"missing {names} for auth_type {auth_type}",
-                                 file=cloud.path, key=f"clouds.{cloud.name}.auth") from e
-    except ksa_exc.NoMatchingPlugin as e:
-        raise errors.ConfigError(f"unknown auth_type {auth_type!r}", file=cloud.path,
-                                 key=f"clouds.{cloud.name}.auth_type") from e
+    plugin = auth_plugin(cloud)
     cert = entry.get("cert")
     if cert and entry.get("key"):
         cert = (cert, entry["key"])

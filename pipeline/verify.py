@@ -27,8 +27,10 @@ from pipeline import addresses, configdrive, reach, vm
 from pipeline.cleanup import Journal, resource_name, server_metadata
 from pipeline.clouds import Cloud
 from pipeline.compute import console_tail, elapsed
+from pipeline.convert import check_converted
 from pipeline.errors import (
     BootError,
+    ImageCorruptError,
     PipelineError,
     ReachabilityError,
     VerifyError,
@@ -296,8 +298,13 @@ def local_boot(image_path: str | os.PathLike, disk_format: str, build_id: str, *
                accel_args: list[str] | None = None) -> dict[str, Any]:
     """Boot the converted file in qemu here and run the cloud check on it; a JSON-ready dict."""
     work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
     where = f"local {disk_format}"
+    try:        # what qemu would boot is what the conversion wrote, undamaged
+        check_converted(Path(image_path), disk_format)
+    except ImageCorruptError as e:
+        raise ImageCorruptError(f"{Path(image_path).name}: {e.cause}", where=where,
+                                step="check before local boot") from None
+    work_dir.mkdir(parents=True, exist_ok=True)
     name = f"localboot-{build_id}-{disk_format}"
     with temporary_keypair(work_dir, name=name) as key:
         files = configdrive.config_drive_files(

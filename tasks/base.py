@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import time
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
 import luigi
 
-from pipeline import ledger
+from pipeline import atomicfile, ledger
 from pipeline.clouds import Cloud, load_clouds, select_clouds
 from pipeline.config import PipelineConfig, load_pipeline, load_profiles
 from pipeline.errors import PipelineError
@@ -24,6 +27,19 @@ class imagefleet(luigi.Config):  # noqa: N801 - luigi names config sections by c
     work_dir = luigi.Parameter(default="work")
     config = luigi.Parameter(default="config/pipeline.yaml")
     clouds_yaml = luigi.Parameter(default="")
+
+
+@contextlib.contextmanager
+def committed(target: luigi.LocalTarget) -> Iterator[str]:
+    """Luigi's ``temporary_path``, minus the partial file it keeps when the body fails
+    (a full disk, a failed command): only a finished output ever gets the real name."""
+    with target.temporary_path() as tmp:
+        try:
+            yield tmp
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
 
 def planned_run() -> tuple[str, list[str]]:
@@ -70,10 +86,13 @@ class ImagefleetTask(luigi.Task):
         else:
             line = f"{self.failure_where() or self.task_family}: {type(exception).__name__}: {exception}"
         failures = self.work_dir / "failures"
-        failures.mkdir(parents=True, exist_ok=True)
         record = {"task_id": self.task_id, "task": self.task_family, "error": line,
                   "where": self.failure_where(), "time": time.time()}
-        (failures / f"{self.task_id}.json").write_text(json.dumps(record) + "\n")
+        try:
+            failures.mkdir(parents=True, exist_ok=True)
+            atomicfile.write_text(failures / f"{self.task_id}.json", json.dumps(record) + "\n")
+        except OSError as e:      # a full work disk: the scheduler still has the line
+            LOG.warning("cannot record the failure of %s: %s", self.task_id, e)
         LOG.error("%s failed: %s", self.task_id, line, exc_info=exception)
         return line
 

@@ -6,12 +6,13 @@ import json
 
 import luigi
 
+from pipeline import atomicfile
 from pipeline.build import BUILD_ID_LEN, build_base, plan_build
 from pipeline.buildcleanup import remove_stale_partials
 from pipeline.convert import convert_image
 from pipeline.errors import BuildError
 from pipeline.formats import EXTENSION
-from tasks.base import ImagefleetTask
+from tasks.base import ImagefleetTask, committed
 
 
 class BuildBaseImage(ImagefleetTask):
@@ -33,11 +34,11 @@ class BuildBaseImage(ImagefleetTask):
         out = self.output()
         out.makedirs()
         remove_stale_partials(out.path)
-        with out.temporary_path() as tmp:
+        with committed(out) as tmp:
             record = build_base(plan, tmp, work_dir=self.work_dir,
                                 log_path=self.log_path(f"build-{self.build_id}.log"))
-            (self.work_dir / "builds" / self.build_id / "build.json").write_text(
-                json.dumps(record, indent=2, sort_keys=True) + "\n")
+            atomicfile.write_text(self.work_dir / "builds" / self.build_id / "build.json",
+                                  json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 class ConvertImage(ImagefleetTask):
@@ -58,12 +59,12 @@ class ConvertImage(ImagefleetTask):
         out = self.output()
         out.makedirs()
         remove_stale_partials(out.path)
-        with out.temporary_path() as tmp:
+        with committed(out) as tmp:
             record = convert_image(self.input().path, tmp, self.disk_format,
                                    log_path=self.log_path(f"convert-{self.disk_format}.log"))
-        meta = self.output().path + ".json"
-        with open(meta, "w") as f:
-            json.dump(record, f, indent=2, sort_keys=True)
+            # The record first: an image never stands without the record it is checked by.
+            atomicfile.write_text(out.path + ".json",
+                                  json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 class BuildImages(luigi.WrapperTask):

@@ -19,7 +19,7 @@ from pathlib import Path
 import luigi
 import luigi.configuration
 
-from pipeline import ledger, logsetup
+from pipeline import ledger, logsetup, session
 from pipeline.build import plan_build
 from pipeline.cleanup import sweep
 from pipeline.clouds import SECRET_KEYS, load_clouds, select_clouds
@@ -91,6 +91,7 @@ def load_all(args: argparse.Namespace):
     for cloud in selected:
         for secret in _secrets_of(cloud.config.auth):
             logsetup.register_secret(secret)
+        session.auth_plugin(cloud.config)       # incomplete credentials: refused now
     return config, selected
 
 
@@ -131,7 +132,7 @@ def run_luigi(tasks: list, work_dir: Path, workers: int, scheduler_url: str | No
     else:
         env["local_scheduler"] = True
     result = luigi.build(tasks, **env)
-    failures = read_failures(work_dir, since=started)
+    failures = read_failures(work_dir, since=started) or scheduler_failures(result)
     for line in failures:
         print(f"imagefleet: {line}", file=sys.stderr)
     ok = result.scheduling_succeeded and result.status.name in (
@@ -151,6 +152,19 @@ def read_failures(work_dir: Path, since: float) -> list[str]:
         if record.get("time", 0) >= since:
             lines.append(record["error"])
     return lines
+
+
+def scheduler_failures(result) -> list[str]:
+    """The failed tasks' lines as the scheduler holds them (what ``on_failure`` returned):
+    for when the work disk had no room for the failure records."""
+    scheduler = getattr(result.worker, "_scheduler", None)   # luigi keeps no public handle
+    try:
+        failed = scheduler.task_list("FAILED", "") if scheduler else {}
+        lines = [(scheduler.fetch_error(task_id) or {}).get("error") for task_id in failed]
+    except Exception as e:      # noqa: BLE001 - only a fallback for the summary line
+        LOG.debug("no failure lines from the scheduler: %s", e)
+        return []
+    return [line.strip() for line in lines if line and "\n" not in line.strip()]
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -186,8 +200,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     rows = collect_rows(work_dir, plan.build_id, selected, since=started)
     report = make_report(str(args.date), plan.build_id, rows, started,
                          tasks_run=ledger.counts(work_dir, since=started))
-    path = write_report(work_dir / "reports" / str(args.date), report)
     print(render_table(report))
+    try:
+        path = write_report(work_dir / "reports" / str(args.date), report)
+    except OSError as e:
+        if code:        # the failure already has its line; this one follows from it
+            LOG.warning("report not written: %s", e)
+            return code
+        print(f"imagefleet: report: cannot write {work_dir / 'reports'}: {e.strerror or e}",
+              file=sys.stderr)
+        return EXIT_FAILED
     print(f"report: {path} (and report.html)")
     return code if code else (0 if report["ok"] else EXIT_FAILED)
 

@@ -7,6 +7,7 @@ import json
 import luigi
 
 from pipeline.build import BUILD_ID_LEN
+from pipeline.mechanism import upload_priority
 from pipeline.upload import BuildInfo, upload_image
 from tasks.base import ImagefleetTask
 from tasks.build import ConvertImage
@@ -22,6 +23,10 @@ class UploadImage(ImagefleetTask):
     @property
     def resources(self):
         return {f"upload_{self.cloud}": 1}
+
+    @property
+    def priority(self):
+        return upload_priority(self.cloud_named(self.cloud).profile.get("image.upload"))
 
     def failure_where(self) -> str:
         return self.cloud

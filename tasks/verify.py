@@ -8,6 +8,7 @@ import luigi
 
 from pipeline.build import BUILD_ID_LEN
 from pipeline.formats import EXTENSION
+from pipeline.mechanism import upload_priority
 from pipeline.upload import BuildInfo
 from pipeline.verify import local_boot, verify_image
 from tasks.base import ImagefleetTask
@@ -62,6 +63,10 @@ class VerifyImage(ImagefleetTask):
     @property
     def resources(self):
         return {f"verify_{self.cloud}": 1}
+
+    @property
+    def priority(self):
+        return upload_priority(self.cloud_named(self.cloud).profile.get("image.upload"))
 
     @property
     def build_id(self) -> str:

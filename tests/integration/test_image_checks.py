@@ -11,6 +11,7 @@ from pipeline import qemu_img
 from pipeline.convert import check_converted, convert_image
 from pipeline.errors import ImageCorruptError
 from pipeline.imagesource import import_source
+from pipeline.verify import local_boot
 
 
 @pytest.fixture
@@ -69,3 +70,14 @@ def test_damaged_qcow2_metadata_is_caught_before_upload(raw, tmp_path):
     corrupt_qcow2(dest)
     with pytest.raises(ImageCorruptError):
         check_converted(dest, "qcow2")
+
+
+def test_a_damaged_conversion_is_refused_before_the_local_boot(raw, tmp_path):
+    dest = tmp_path / "image.qcow2"
+    convert_image(raw, dest, "qcow2")
+    corrupt_qcow2(dest)
+    boot_dir = tmp_path / "localboot"
+    with pytest.raises(ImageCorruptError) as caught:
+        local_boot(dest, "qcow2", "x", work_dir=boot_dir, timeout=30, login=False)
+    assert str(caught.value).startswith("local qcow2: check before local boot: image.qcow2")
+    assert not boot_dir.exists()          # no qemu, no keypair, no config drive

@@ -52,7 +52,8 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         found = dict(item.user_properties).get("leaks")
-        RESULTS.append((item.nodeid.split("::", 1)[-1], report.outcome,
+        result = "xfailed" if hasattr(report, "wasxfail") else report.outcome
+        RESULTS.append((item.nodeid.split("::", 1)[-1], result,
                         found.total if found else 0))
 
 

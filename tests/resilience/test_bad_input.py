@@ -197,17 +197,12 @@ def missing_element(cloud, root: Path) -> BadConfig:
                                 "element 'no-such-element' not found"])
 
 
-MISSING_ELEMENT_NAMES_NO_FILE = pytest.mark.xfail(strict=True, reason=(
-    "product bug: the line is 'imagefleet: build: element ... not found' without the "
-    "pipeline.yaml it comes from (pipeline/build.py plan_build: dib.check_elements raises "
-    "ConfigError without file=; re-raise it with .at(where=config.path))"))
-
 
 @pytest.mark.parametrize("command", ["check-config", "run"])
 @pytest.mark.parametrize("scenario", [
     malformed_pipeline_yaml, unknown_key_in_pipeline_yaml, unknown_key_in_vendor_profile,
     unknown_image_format, format_the_vendor_refuses,
-    pytest.param(missing_element, marks=MISSING_ELEMENT_NAMES_NO_FILE),
+    missing_element,
 ], ids=lambda f: f.__name__)
 def test_bad_config_is_one_line_before_any_work(cloud, tmp_path, leaks, scenario, command):
     bad = scenario(cloud, tmp_path)
@@ -239,18 +234,11 @@ def no_image_service(cloud) -> tuple[str, dict]:
     return IMAGELESS, dict(cloud.config(IMAGELESS), profile=HP)
 
 
-MISSING_PASSWORD_IS_A_TYPEERROR = pytest.mark.xfail(strict=True, reason=(
-    "product bug: 'imagefleet: hp-like: TypeError: Password.__init__() missing 1 required "
-    "positional argument: 'password'' after build and local boot; pipeline/session.py "
-    "make_session only catches MissingRequiredOptions (keystoneauth does not mark password "
-    "required): raise ConfigError(file=, key=clouds.NAME.auth) for a missing secret option, "
-    "ideally from check-config too"))
-
 
 @pytest.mark.parametrize("scenario, expected, exit_codes", [
     # Refused by the config check (2) or when the upload authenticates (1): either is one line.
     pytest.param(without_password, r"^imagefleet: \S+: (config|auth): .*password", {1, 2},
-                 marks=MISSING_PASSWORD_IS_A_TYPEERROR, id="without_password"),
+                 id="without_password"),
     pytest.param(wrong_password, rf"^imagefleet: {HP}: auth: .*\b401\b", {1},
                  id="wrong_password"),
     pytest.param(no_image_service,
@@ -319,18 +307,8 @@ def test_damaged_source_image_fails_at_import(cloud, tmp_path, leaks, damage):
 
 # --- the work disk fills up ---------------------------------------------------------------
 
-FULL_DISK_BREAKS_THE_ONE_LINE = pytest.mark.xfail(strict=True, reason=(
-    "product bugs: logging's FileHandler on the full disk prints '--- Logging error ---' "
-    "tracebacks (pipeline/logsetup.py: the file handler must drop records on OSError); "
-    "tasks/base.py on_failure writes an empty failures/*.json and loses the reason, so "
-    "the line is 'imagefleet: run: This progress looks :('; the image.qcow2-luigi-tmp-* "
-    "partial stays (tasks/build.py: temporary_path() does not remove it on failure); "
-    "tasks/cli.py cmd_run: write_report's OSError ends in a Traceback and leaves "
-    ".report.html.tmp"))
-
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
-@FULL_DISK_BREAKS_THE_ONE_LINE
 def test_full_work_disk_is_one_line_and_leaves_no_partial(cloud, tmp_path, leaks):
     pipeline = _pipeline(cloud, tmp_path)
     pipeline.work.mkdir()

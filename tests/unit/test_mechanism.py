@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.config import load_profiles
 from pipeline.errors import UploadError
-from pipeline.mechanism import Mechanism, choose_upload_mechanism
+from pipeline.mechanism import Mechanism, choose_upload_mechanism, upload_priority
 from tests.conftest import REPO
 
 # shape: (profile's image.upload, Glance major, import methods, object-store?, expected)
@@ -75,3 +75,17 @@ def test_shipped_profiles_have_a_mechanism(name):
     assert mechanism.value
     assert mechanism.stages_in_swift == (mechanism in (Mechanism.TASK,
                                                        Mechanism.WEB_DOWNLOAD))
+
+
+@pytest.mark.parametrize("upload_list, priority", [
+    (None, 1),
+    ([], 1),
+    (["put"], 1),
+    (["put", "task"], 1),
+    (["glance-direct", "put"], 2),
+    (["web-download"], 2),
+    (["task"], 3),
+    (["task", "put"], 3),
+])
+def test_upload_priority_longest_first(upload_list, priority):
+    assert upload_priority(upload_list) == priority

@@ -115,3 +115,22 @@ def test_missing_options_is_a_config_error():
 ])
 def test_verify_option(entry, expected):
     assert verify_option(entry) == expected
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"auth": {"auth_url": "http://k/v3", "username": "u", "project_name": "p"},
+      "identity_api_version": 3}, "missing password for auth_type v3password"),
+    ({"auth": {"auth_url": "http://k/v2.0", "username": "u", "project_name": "p"},
+      "identity_api_version": 2}, "missing password for auth_type v2password"),
+    ({"auth": {"auth_url": "http://k/v3", "username": "u", "password": ""}},
+     "missing password for auth_type password"),
+    ({"auth_type": "v3applicationcredential",
+      "auth": {"auth_url": "http://k/v3", "application_credential_id": "a"}},
+     "missing application_credential_secret"),
+    ({"auth_type": "v3password", "auth": {"username": "u"}},
+     "missing auth_url, password for auth_type v3password"),
+])
+def test_missing_secret_is_a_config_error_naming_it(entry, message):
+    with pytest.raises(errors.ConfigError, match=message) as caught:
+        make_session(cloud(entry))
+    assert "clouds." in str(caught.value) and "TypeError" not in str(caught.value)
