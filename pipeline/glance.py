@@ -183,8 +183,12 @@ class Glance:
         if not missing:
             return
         if self.version == "1":
-            headers = {f"{V1_PROP}{k}": v for k, v in missing.items()}
-            self._call("PUT", f"images/{image.id}", headers=headers)
+            # v1 replaces every property with those sent (purge-props defaults to true):
+            # send them all, and ask it not to purge.
+            merged = {**{k: str(v) for k, v in image.properties.items()}, **missing}
+            headers = {f"{V1_PROP}{k}": v for k, v in merged.items()}
+            self._call("PUT", f"images/{image.id}",
+                       headers={**headers, "x-glance-registry-purge-props": "false"})
             return
         patch = [{"op": "add", "path": f"/{k}", "value": v} for k, v in missing.items()]
         self._call("PATCH", f"images/{image.id}", json=patch, headers=JSON_PATCH)

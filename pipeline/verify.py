@@ -38,6 +38,7 @@ from pipeline.errors import (
 )
 from pipeline.keys import temporary_keypair
 from pipeline.netaccess import NetworkAccess, checker_address, clients
+from pipeline.retention import record_failed_verify
 from pipeline.session import make_session
 from pipeline.upload import BuildInfo
 from pipeline.waiting import iterate_timeout
@@ -287,9 +288,13 @@ def verify_image(cloud: Cloud, image_id: str, build: BuildInfo, *,
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     session = session or make_session(cloud.config)
-    return _Verify(cloud, session, image_id, build, work_dir, boot_timeout=boot_timeout,
-                   poll=poll, login=login, username=username, min_disk_gb=min_disk_gb,
-                   journal_dir=Path(journal_dir or work_dir / "journal")).run()
+    try:
+        return _Verify(cloud, session, image_id, build, work_dir, boot_timeout=boot_timeout,
+                       poll=poll, login=login, username=username, min_disk_gb=min_disk_gb,
+                       journal_dir=Path(journal_dir or work_dir / "journal")).run()
+    except VerifyError:     # booted badly or not at all: never kept as a fallback
+        record_failed_verify(cloud, session, image_id)
+        raise
 
 
 def local_boot(image_path: str | os.PathLike, disk_format: str, build_id: str, *,

@@ -10,7 +10,8 @@ import pytest
 
 from localcloud.testing import running_cloud
 from pipeline import runner
-from pipeline.retention import apply_retention
+from pipeline.retention import VERIFIED, apply_retention, record_failed_verify
+from pipeline.session import make_session
 from pipeline.upload import BuildInfo, upload_image
 from tests.integration.test_upload import FAST, glance, make_cloud
 
@@ -47,5 +48,22 @@ def test_keep_two_of_three_and_leave_foreign_images(lc, tmp_path, name):
     assert deleted == [ids[0]]
     left = {i["id"] for i in lc.leftovers(name).get("images", [])}
     assert left == {ids[1], ids[2], foreign.id}
-    for image_id in (ids[1], ids[2], foreign.id):
+    assert g.get(ids[2]).properties.get(VERIFIED) == "true"     # the one that passed
+    assert VERIFIED not in g.get(foreign.id).properties
+
+    # A fourth build fails its test boot, a fifth passes: the failed one holds no
+    # place among the two kept and goes; the older good one stays as the fallback.
+    for n in (3, 4):
+        build = BuildInfo(build_id=f"r{n}{os.getpid()}", digest="sha256:" + "ef" * 32,
+                          image_name="imagefleet-debian")
+        ids.append(upload_image(cloud, path, build, **FAST).image_id)
+        time.sleep(1.1)
+    record_failed_verify(cloud, make_session(cloud.config), ids[3])
+    assert g.get(ids[3]).properties.get(VERIFIED) == "false"
+    deleted = apply_retention(cloud, keep=2, image_name="imagefleet-debian",
+                              current_id=ids[4])
+    assert sorted(deleted) == sorted([ids[3], ids[1]])
+    left = {i["id"] for i in lc.leftovers(name).get("images", [])}
+    assert left == {ids[2], ids[4], foreign.id}
+    for image_id in left:
         g.delete(image_id)

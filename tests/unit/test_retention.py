@@ -33,3 +33,28 @@ def test_images_to_delete(keep, current, deleted):
     doomed = images_to_delete(IMAGES, keep=keep, image_name="imagefleet-debian",
                               current_id=current)
     assert [i.id for i in doomed] == deleted
+
+
+def with_outcome(image_, outcome):
+    return Image(id=image_.id, name=image_.name, status="active", created_at=image_.created_at,
+                 properties={**image_.properties, "imagefleet_verified": outcome})
+
+
+@pytest.mark.parametrize("outcomes, keep, current, deleted", [
+    # b failed its test boot: it holds no place, c and d are the two kept.
+    ({"b": "false"}, 2, "d", ["b", "a"]),
+    ({"c": "false"}, 2, "d", ["c", "a"]),
+    ({"c": "false", "b": "false"}, 3, "d", ["c", "b"]),
+    # an explicit "true" changes nothing against images without the property
+    ({"a": "true", "b": "true", "c": "true", "d": "true"}, 2, "d", ["b", "a"]),
+    # the current image once failed (the rerun passed): it is kept, and counts
+    ({"d": "false"}, 2, "d", ["b", "a"]),
+    # a failed image newer than the current one may be another run's: untouched
+    ({"d": "false"}, 2, "c", ["a"]),
+])
+def test_failed_test_boots_hold_no_place(outcomes, keep, current, deleted):
+    from pipeline.retention import images_to_delete
+    images = [with_outcome(i, outcomes[i.id]) if i.id in outcomes else i for i in IMAGES]
+    doomed = images_to_delete(images, keep=keep, image_name="imagefleet-debian",
+                              current_id=current)
+    assert [i.id for i in doomed] == deleted
