@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check pipeline tasks localcloud upstream tests bench
 
 test: setup
-	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -ra --durations=25 $(PYTEST_ARGS)
 
 test-fast: setup
 	$(BIN)/python -m pytest -ra -m 'not slow' $(PYTEST_ARGS)

@@ -6,6 +6,10 @@ and the Swift rings from empty state and starts everything on free loopback
 ports; ``stop`` ends every process it started; ``status`` prints the state.
 The work dir is ``$IMAGEFLEET_UPSTREAM_DIR`` or ``work/upstream``; nothing
 outside it is written. The conformance fixture calls the same ``start``.
+
+This module holds the work dir ``Layout``, the state file, start, stop and the
+CLI; the venv and the config files come from ``install.py``, Keystone's
+bootstrap from ``bootstrap.py``, process and port helpers from ``procs.py``.
 """
 
 from __future__ import annotations
@@ -13,13 +17,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import getpass
-import hashlib
 import json
 import os
 import secrets
 import shutil
-import string
 import subprocess
 import sys
 import time
@@ -34,6 +35,7 @@ from pipeline import runner
 from pipeline.errors import PipelineError
 from pipeline.waiting import iterate_timeout
 from upstream.bootstrap import REGION, bootstrap_catalog, bootstrap_keystone_db, use_wal
+from upstream.install import CLOUD_NAME, clouds_yaml, ensure_venv, write_configs
 from upstream.procs import (
     _cmdline,
     answers,
@@ -46,14 +48,10 @@ from upstream.procs import (
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-TEMPLATES = HERE / "templates"
-REQUIREMENTS = HERE / "requirements.txt"
 DIR_ENV = "IMAGEFLEET_UPSTREAM_DIR"
 
-CLOUD_NAME = "upstream"
 PORT_NAMES = ("keystone", "glance", "swift", "account", "container", "object")
 START_TIMEOUT = 120
-INSTALL_TIMEOUT = 900
 
 
 class UpstreamError(Exception):
@@ -103,50 +101,11 @@ class Layout:
         return str(self.venv / "bin" / name)
 
 
-# --- install ----------------------------------------------------------------
-
-def requirements_digest() -> str:
-    text = REQUIREMENTS.read_bytes() + sys.version.split()[0].encode()
-    return hashlib.sha256(text).hexdigest()
-
-
-def ensure_venv(lay: Layout) -> float | None:
-    """Build the services' venv unless the cached one matches requirements.txt.
-
-    Returns the seconds spent installing, or None when the cache was used.
-    """
-    digest = requirements_digest()
-    if lay.stamp.is_file() and lay.stamp.read_text().strip() == digest:
-        return None
-    started = time.monotonic()
-    if lay.venv.exists():
-        shutil.rmtree(lay.venv)
-    lay.root.mkdir(parents=True, exist_ok=True)
-    log = lay.root / "install.log"
-    runner.run([sys.executable, "-m", "venv", lay.venv], env=service_env(), inherit_env=False,
-               log_path=log, where="upstream", step="install")
-    runner.run([lay.python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                "-r", REQUIREMENTS], env=service_env(), inherit_env=False, log_path=log,
-               timeout=INSTALL_TIMEOUT, where="upstream", step="install")
-    lay.stamp.write_text(digest + "\n")
-    return time.monotonic() - started
-
-
 # --- processes --------------------------------------------------------------
-
-
-
-
 
 def _ours(pid: int, lay: Layout) -> bool:
     """The pid is alive and still one of our services (not a reused pid)."""
     return str(lay.root) in _cmdline(pid)
-
-
-
-
-
-
 
 
 def spawn(lay: Layout, name: str, argv: list[str], env: dict[str, str]) -> int:
@@ -158,56 +117,6 @@ def spawn(lay: Layout, name: str, argv: list[str], env: dict[str, str]) -> int:
                                 cwd=lay.data, start_new_session=True)
     return proc.pid
 
-
-
-
-
-
-# --- configuration ------------------------------------------------------------
-
-def render(template: str, dest: Path, values: dict[str, Any]) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    text = string.Template((TEMPLATES / template).read_text()).substitute(values)
-    dest.write_text(text)
-
-
-def write_configs(lay: Layout, ports: dict[str, int], secrets_: dict[str, str]) -> None:
-    values = {
-        "data": lay.data, "venv": lay.venv, "user": getpass.getuser(),
-        "keystone_url": f"http://127.0.0.1:{ports['keystone']}",
-        "glance_port": ports["glance"], "swift_port": ports["swift"],
-        "account_port": ports["account"], "container_port": ports["container"],
-        "object_port": ports["object"], **secrets_,
-    }
-    render("keystone.conf", lay.data / "keystone" / "keystone.conf", values)
-    render("glance-api.conf", lay.data / "glance" / "glance-api.conf", values)
-    for name in ("swift.conf", "proxy-server.conf", "account-server.conf",
-                 "container-server.conf", "object-server.conf"):
-        render(name, lay.data / "swift" / name, values)
-    for sub in ("keystone/locks", "glance/images", "glance/staging", "glance/tasks",
-                "glance/work", "glance/cache", "glance/locks", "swift/node/d1"):
-        (lay.data / sub).mkdir(parents=True, exist_ok=True)
-
-
-def clouds_yaml(state: dict[str, Any]) -> str:
-    """The clouds.yaml for the running services (JSON is valid YAML)."""
-    def entry(user: dict[str, str], profile: str | None) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "auth_type": "password", "region_name": REGION, "interface": "public",
-            "identity_api_version": 3,
-            "auth": {"auth_url": state["auth_url"], "username": user["username"],
-                     "password": user["password"], "project_name": user["project_name"],
-                     "user_domain_name": "Default", "project_domain_name": "Default"},
-        }
-        if profile:
-            out = {"profile": profile, **out}
-        return out
-    clouds = {CLOUD_NAME: entry(state["admin"], CLOUD_NAME),
-              f"{CLOUD_NAME}-demo": entry(state["demo"], None)}
-    return json.dumps({"clouds": clouds}, indent=2) + "\n"
-
-
-# --- bootstrap ----------------------------------------------------------------
 
 # --- start / stop -------------------------------------------------------------
 
