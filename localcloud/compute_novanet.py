@@ -10,12 +10,41 @@ talks' nova-network shape). The records are the same ones Neutron would serve
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from localcloud import netmodel, quotas
 from localcloud.cloud import Cloud
 from localcloud.http import HTTPFault, json_response, read_json
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _existing(cloud: Cloud, kind: str, rid: str, missing: str) -> dict:
+    """The ``kind`` record ``rid``; a 404 saying ``missing`` if there is none."""
+    record = netmodel.get(cloud, kind, rid)
+    if record is None:
+        raise HTTPFault(404, missing)
+    return record
+
+
+def _readers(kind: str, member: str, key: str, view: Callable[[Cloud, dict], dict],
+             find: Callable[[Cloud, str], dict]) -> tuple[Handler, Handler]:
+    """The list and show handlers of one collection of ``kind`` records.
+
+    The list answers ``{member + "s": [...]}``, the show ``{member: ...}`` for the
+    record ``find`` returns for the path's ``key``; each record in ``view``.
+    """
+    async def listing(request: web.Request) -> web.Response:
+        cloud = request.app["cloud"]
+        return json_response({f"{member}s": [view(cloud, r)
+                                             for r in netmodel.all_of(cloud, kind)]})
+
+    async def showing(request: web.Request) -> web.Response:
+        cloud = request.app["cloud"]
+        return json_response({member: view(cloud, find(cloud, request.match_info[key]))})
+    return listing, showing
 
 
 # --- floating IPs ---------------------------------------------------------------------
@@ -32,22 +61,11 @@ def floating_view(cloud: Cloud, fip: dict) -> dict:
 
 
 def _floating(cloud: Cloud, fid: str) -> dict:
-    fip = netmodel.get(cloud, "floatingip", fid)
-    if fip is None:
-        raise HTTPFault(404, f"Floating IP not found for ID {fid}")
-    return fip
+    return _existing(cloud, "floatingip", fid, f"Floating IP not found for ID {fid}")
 
 
-async def floating_list(request: web.Request) -> web.Response:
-    cloud = request.app["cloud"]
-    return json_response({"floating_ips": [floating_view(cloud, f)
-                                           for f in netmodel.all_of(cloud, "floatingip")]})
-
-
-async def floating_show(request: web.Request) -> web.Response:
-    cloud = request.app["cloud"]
-    return json_response({"floating_ip": floating_view(
-        cloud, _floating(cloud, request.match_info["fip_id"]))})
+floating_list, floating_show = _readers("floatingip", "floating_ip", "fip_id", floating_view,
+                                        _floating)
 
 
 async def floating_create(request: web.Request) -> web.Response:
@@ -139,22 +157,10 @@ def group_view(cloud: Cloud, group: dict) -> dict:
 
 
 def _group(cloud: Cloud, gid: object) -> dict:
-    group = netmodel.get(cloud, "secgroup", str(gid))
-    if group is None:
-        raise HTTPFault(404, f"Security group {gid} not found.")
-    return group
+    return _existing(cloud, "secgroup", str(gid), f"Security group {gid} not found.")
 
 
-async def groups_list(request: web.Request) -> web.Response:
-    cloud = request.app["cloud"]
-    return json_response({"security_groups": [group_view(cloud, g)
-                                              for g in netmodel.all_of(cloud, "secgroup")]})
-
-
-async def group_show(request: web.Request) -> web.Response:
-    cloud = request.app["cloud"]
-    return json_response({"security_group": group_view(
-        cloud, _group(cloud, request.match_info["group_id"]))})
+groups_list, group_show = _readers("secgroup", "security_group", "group_id", group_view, _group)
 
 
 async def group_create(request: web.Request) -> web.Response:
@@ -225,9 +231,8 @@ async def rule_create(request: web.Request) -> web.Response:
 
 async def rule_delete(request: web.Request) -> web.Response:
     cloud = request.app["cloud"]
-    rule = netmodel.get(cloud, "secrule", request.match_info["rule_id"])
-    if rule is None:
-        raise HTTPFault(404, f"Security group rule {request.match_info['rule_id']} not found")
+    rule_id = request.match_info["rule_id"]
+    rule = _existing(cloud, "secrule", rule_id, f"Security group rule {rule_id} not found")
     netmodel.delete(cloud, "secrule", rule["id"])
     return web.Response(status=202)
 

@@ -133,6 +133,15 @@ def find(cloud: Cloud, collection: str, rid: str) -> dict:
     return doc
 
 
+def deletable(cloud: Cloud, collection: str, rid: str) -> dict:
+    """The record a DELETE names; one the cloud made itself (``_system``) is refused (403)."""
+    doc = find(cloud, collection, rid)
+    if doc["_system"]:
+        raise HTTPFault(403, f"rule:delete_{COLLECTIONS[collection][0]} is disallowed by policy",
+                        kind="PolicyNotAuthorized")
+    return doc
+
+
 def lister(collection: str):
     kind, _, _ = COLLECTIONS[collection]
 
@@ -183,10 +192,7 @@ async def network_create(request: web.Request) -> web.Response:
 
 async def network_delete(request: web.Request) -> web.Response:
     cloud = request.app["cloud"]
-    net = find(cloud, "networks", request.match_info["id"])
-    if net["_system"]:
-        raise HTTPFault(403, "rule:delete_network is disallowed by policy",
-                        kind="PolicyNotAuthorized")
+    net = deletable(cloud, "networks", request.match_info["id"])
     if any(p["network_id"] == net["id"] and p["device_id"]
            for p in netmodel.all_of(cloud, "port")):
         raise HTTPFault(409, f"Unable to complete operation on network {net['id']}. There "
@@ -226,10 +232,7 @@ async def subnet_create(request: web.Request) -> web.Response:
 
 async def subnet_delete(request: web.Request) -> web.Response:
     cloud = request.app["cloud"]
-    subnet = find(cloud, "subnets", request.match_info["id"])
-    if subnet["_system"]:
-        raise HTTPFault(403, "rule:delete_subnet is disallowed by policy",
-                        kind="PolicyNotAuthorized")
+    subnet = deletable(cloud, "subnets", request.match_info["id"])
     if any(i["subnet_id"] == subnet["id"] for p in netmodel.all_of(cloud, "port")
            for i in p["fixed_ips"]):
         raise HTTPFault(409, f"Unable to complete operation on subnet {subnet['id']}: One or "

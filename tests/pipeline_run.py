@@ -14,16 +14,21 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+import requests
 import yaml
 
+from localcloud.testing import RunningCloud, running_cloud
 from pipeline import ledger
 from tests.built_image import REPO
 from tests.localcloud import tinyimage
@@ -136,3 +141,58 @@ def our_images(lc, cloud: str, name: str = "tinyfleet") -> list[dict]:
     """Images in ``cloud`` whose name starts with our image name."""
     images = lc.resources(cloud).get("images", [])
     return [i for i in images if str(i.get("name", "")).startswith(f"{name}-")]
+
+
+def local_cloud(tmp_path_factory: pytest.TempPathFactory, names: Sequence[str],
+                **options: Any) -> Iterator[RunningCloud]:
+    """A local cloud serving the personalities ``names``, its data in a fresh tmp directory.
+
+    For a fixture to ``yield from``; ``options`` go to ``running_cloud`` (``extra_args``...).
+    """
+    with running_cloud(names, tmp_path_factory.mktemp("localcloud"), **options) as lc:
+        yield lc
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on just now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scheduler_tasks(url: str, status: str) -> dict[str, dict]:
+    """luigid's API: the tasks it lists with ``status``, by task id."""
+    response = requests.get(f"{url}/api/task_list", timeout=10, params={"data": json.dumps(
+        {"status": status, "upstream_status": "", "search": ""})})
+    response.raise_for_status()
+    return response.json()["response"]
+
+
+@contextmanager
+def running_luigid(root: Path, config: Path = REPO / "config" / "luigi.cfg") -> Iterator[str]:
+    """A real luigid on a free loopback port, reading ``config``; yields its URL.
+
+    Its state file, logs and output (``luigid.out``) are under ``root``; it is
+    terminated on exit.
+    """
+    port = free_port()
+    argv = [str(Path(sys.executable).with_name("luigid")), "--address", "127.0.0.1",
+            "--port", str(port), "--state-path", str(root / "state.pickle"),
+            "--logdir", str(root)]
+    env = dict(os.environ, LUIGI_CONFIG_PATH=str(config))
+    with open(root / "luigid.out", "wb") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return requests.get(f"{url}/api/task_list", timeout=2,
+                                params={"data": json.dumps({"status": "DONE"})}).ok
+        except requests.ConnectionError:
+            return False
+    try:
+        wait_for(up, 30, "luigid to answer", process=process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)

@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from localcloud.testing import running_cloud
 from tests.pipeline_run import (
     Pipeline,
     clouds_yaml_for,
+    local_cloud,
     our_images,
     tiny_source,
     write_pipeline_yaml,
@@ -26,8 +26,7 @@ NAMES = ["rackspace-like", "hp-like", "auro-like"]
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    with running_cloud(NAMES, tmp_path_factory.mktemp("localcloud")) as lc:
-        yield lc
+    yield from local_cloud(tmp_path_factory, NAMES)
 
 
 def make_pipeline(cloud, root, source=None) -> Pipeline:

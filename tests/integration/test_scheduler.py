@@ -13,24 +13,23 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
-import requests
 
-from localcloud.testing import running_cloud
 from tests.browser import check_report_in_browser, chromium_binary
 from tests.built_image import REPO
 from tests.pipeline_run import (
     DATE,
     Pipeline,
     clouds_yaml_for,
+    local_cloud,
     our_images,
+    running_luigid,
+    scheduler_tasks,
     tiny_source,
-    wait_for,
     write_pipeline_yaml,
 )
 
@@ -40,50 +39,16 @@ FAMILIES = {"BuildBaseImage", "ConvertImage", "LocalBoot", "UploadImage", "Verif
             "RetainImages", "Publish"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def luigid(tmp_path_factory):
     """A real luigid on a free loopback port, our luigi.cfg, state and logs in tmp."""
-    root = tmp_path_factory.mktemp("luigid")
-    port = free_port()
-    env = dict(os.environ, LUIGI_CONFIG_PATH=str(REPO / "config" / "luigi.cfg"))
-    argv = [os.path.join(os.path.dirname(sys.executable), "luigid"), "--address", "127.0.0.1",
-            "--port", str(port), "--state-path", str(root / "state.pickle"),
-            "--logdir", str(root)]
-    with open(root / "luigid.out", "wb") as out:
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            return requests.get(f"{url}/api/task_list", timeout=2,
-                                params={"data": json.dumps({"status": "DONE"})}).ok
-        except requests.ConnectionError:
-            return False
-    try:
-        wait_for(up, 30, "luigid to answer", process=process)
+    with running_luigid(tmp_path_factory.mktemp("luigid")) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-
-
-def scheduler_tasks(url: str, status: str) -> dict[str, dict]:
-    response = requests.get(f"{url}/api/task_list", timeout=10, params={"data": json.dumps(
-        {"status": status, "upstream_status": "", "search": ""})})
-    response.raise_for_status()
-    return response.json()["response"]
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    with running_cloud(NAMES, tmp_path_factory.mktemp("localcloud")) as lc:
-        yield lc
+    yield from local_cloud(tmp_path_factory, NAMES)
 
 
 @pytest.fixture(scope="module")

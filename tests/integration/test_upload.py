@@ -18,7 +18,6 @@ import time
 
 import pytest
 
-from localcloud.testing import running_cloud
 from pipeline import errors, staging
 from pipeline.clouds import Cloud, load_clouds
 from pipeline.config import Profile, load_profiles
@@ -29,6 +28,7 @@ from pipeline.progress import Progress
 from pipeline.session import make_session
 from pipeline.upload import BuildInfo, upload_image
 from tests.conftest import REPO
+from tests.pipeline_run import local_cloud
 
 MiB = 1024 * 1024
 SHAPES = ["hp-like", "rackspace-like", "dreamhost-like", "vexxhost-like", "ovh-like",
@@ -40,18 +40,12 @@ API = {"hp-like": "1", "rackspace-like": "2", "dreamhost-like": "2", "vexxhost-l
        "ovh-like": "2", "auro-like": "2"}
 FAST = {"poll_interval": 0.05, "retry_wait": 0.05}
 _builds = itertools.count(1)
+pytestmark = pytest.mark.usefixtures("no_faults_left")
 
 
 @pytest.fixture(scope="module")
 def lc(tmp_path_factory):
-    with running_cloud(SHAPES, tmp_path_factory.mktemp("localcloud")) as cloud:
-        yield cloud
-
-
-@pytest.fixture(autouse=True)
-def _no_faults_left(lc):
-    yield
-    lc.clear_faults()
+    yield from local_cloud(tmp_path_factory, SHAPES)
 
 
 @pytest.fixture(scope="module")

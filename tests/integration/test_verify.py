@@ -25,7 +25,6 @@ import luigi.configuration
 import pytest
 import yaml
 
-from localcloud.testing import running_cloud
 from pipeline import cleanup, errors
 from pipeline.clouds import load_clouds, select_clouds
 from pipeline.config import load_pipeline, load_profiles
@@ -34,8 +33,10 @@ from pipeline.upload import BuildInfo, upload_image
 from pipeline.verify import local_boot, verify_image
 from tests.conftest import REPO, cloud_entry, write_clouds_yaml
 from tests.localcloud import tinyimage
+from tests.pipeline_run import local_cloud
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+              pytest.mark.usefixtures("no_faults_left")]
 SHAPES = ["rackspace-like", "hp-like", "dreamhost-like", "vexxhost-like", "ovh-like",
           "auro-like"]
 PATH_IN = {"rackspace-like": "public-network", "hp-like": "neutron-floating-ip-created",
@@ -55,15 +56,8 @@ SSH_PORT = 22
 
 @pytest.fixture(scope="module")
 def lc(tmp_path_factory):
-    with running_cloud(SHAPES, tmp_path_factory.mktemp("localcloud"),
-                       extra_args=["--max-boots", "2", "--ssh-port", str(SSH_PORT)]) as cloud:
-        yield cloud
-
-
-@pytest.fixture(autouse=True)
-def _no_faults_left(lc):
-    yield
-    lc.clear_faults()
+    yield from local_cloud(tmp_path_factory, SHAPES,
+                           extra_args=["--max-boots", "2", "--ssh-port", str(SSH_PORT)])
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,7 @@ from swiftclient.service import SwiftService, SwiftUploadObject
 
 from localcloud.personality import load
 from localcloud.testing import RunningCloud
-from tests.localcloud.conftest import connection, image_adapter, wait_for
-
-OCTET = {"Content-Type": "application/octet-stream"}
+from tests.localcloud.conftest import OCTET, connection, image_adapter, wait_for
 
 
 def service(sess: session.Session, lc: RunningCloud, cloud: str, stype: str) -> adapter.Adapter:

@@ -21,6 +21,7 @@ from localcloud.testing import RunningCloud, running_cloud
 ALL = ["rackspace-like", "hp-like", "dreamhost-like", "vexxhost-like", "ovh-like",
        "auro-like"]
 QCOW2_HEADER = b"QFI\xfb\x00\x00\x00\x03"
+OCTET = {"Content-Type": "application/octet-stream"}     # an image's bytes, PUT as they are
 
 
 def make_session(lc: RunningCloud, cloud: str) -> session.Session:

@@ -14,6 +14,7 @@ from keystoneauth1 import exceptions as ks_exc
 from localcloud.personality import PERSONALITY_DIR
 from localcloud.testing import LocalCloudError, running_cloud
 from tests.localcloud.conftest import (
+    OCTET,
     connection,
     image_adapter,
     make_session,
@@ -26,7 +27,6 @@ from tests.localcloud.conftest import (
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-OCTET = {"Content-Type": "application/octet-stream"}
 FILE = r"/image/v2/images/[^/]+/file$"
 
 

@@ -7,10 +7,9 @@ import os
 
 import pytest
 
-from tests.localcloud.conftest import image_adapter, md5, qcow2_bytes
+from tests.localcloud.conftest import OCTET, image_adapter, md5, qcow2_bytes
 
 PATCH = {"Content-Type": "application/openstack-images-v2.1-json-patch"}
-OCTET = {"Content-Type": "application/octet-stream"}
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from tests.localcloud.conftest import (
+    OCTET,
     image_adapter,
     md5,
     qcow2_bytes,
@@ -17,7 +18,6 @@ from tests.localcloud.conftest import (
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-OCTET = {"Content-Type": "application/octet-stream"}
 
 
 def _task(glance, source: str, **properties) -> dict:

@@ -11,6 +11,7 @@ from keystoneauth1 import exceptions as ks_exc
 
 from localcloud.testing import LocalCloudError, running_cloud, start
 from tests.localcloud.conftest import (
+    OCTET,
     connection,
     image_adapter,
     make_session,
@@ -20,7 +21,6 @@ from tests.localcloud.conftest import (
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-OCTET = {"Content-Type": "application/octet-stream"}
 
 
 def test_restart_keeps_images_objects_credentials_and_ports(tmp_path):

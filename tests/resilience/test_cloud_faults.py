@@ -30,10 +30,10 @@ from typing import Any
 import pytest
 import yaml
 
-from localcloud.testing import running_cloud
 from tests.pipeline_run import (
     Pipeline,
     clouds_yaml_for,
+    local_cloud,
     our_images,
     tiny_source,
     write_pipeline_yaml,
@@ -138,8 +138,7 @@ SCENARIOS = [
 
 @pytest.fixture(scope="module")
 def lc(tmp_path_factory):
-    with running_cloud(NAMES, tmp_path_factory.mktemp("localcloud")) as cloud:
-        yield cloud
+    yield from local_cloud(tmp_path_factory, NAMES)
 
 
 def scenario_pipeline(lc, root: Path, scenario: Scenario) -> tuple[Pipeline, str]:

@@ -12,28 +12,25 @@ the wrong password.  Tokens in a debug log may only appear hashed.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
-from localcloud.testing import running_cloud
 from tests.built_image import REPO
-from tests.integration import test_scheduler
 from tests.pipeline_run import (
     DATE,
     Pipeline,
     clouds_yaml_for,
+    local_cloud,
+    running_luigid,
+    scheduler_tasks,
     tiny_source,
-    wait_for,
     write_pipeline_yaml,
 )
 
@@ -45,7 +42,6 @@ TOKEN_HEADER = re.compile(r"X-(?:Auth|Subject)-Token['\"]?\s*[:=]\s*['\"]?([^\s'
 SAFE_TOKEN = re.compile(r"^(\{SHA256\}|\*\*\*)")
 
 
-
 @pytest.fixture(scope="module")
 def luigid(tmp_path_factory):
     """A real luigid on loopback, as in test_scheduler, but a failed task is not retried
@@ -54,32 +50,13 @@ def luigid(tmp_path_factory):
     cfg = (REPO / "config" / "luigi.cfg").read_text()
     assert "retry_count = 2" in cfg
     (root / "luigi.cfg").write_text(cfg.replace("retry_count = 2", "retry_count = 1"))
-    port = test_scheduler.free_port()
-    argv = [str(Path(sys.executable).with_name("luigid")), "--address", "127.0.0.1",
-            "--port", str(port), "--state-path", str(root / "state.pickle"),
-            "--logdir", str(root)]
-    env = dict(os.environ, LUIGI_CONFIG_PATH=str(root / "luigi.cfg"))
-    with open(root / "luigid.out", "wb") as out:
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return requests.get(f"{url}/api/task_list", timeout=2).ok
-        except requests.ConnectionError:
-            return False
-    try:
-        wait_for(up, 30, "luigid to answer", process=process)
+    with running_luigid(root, root / "luigi.cfg") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    with running_cloud(NAMES, tmp_path_factory.mktemp("localcloud")) as lc:
-        yield lc
+    yield from local_cloud(tmp_path_factory, NAMES)
 
 
 def cloud_secrets(cloud) -> dict[str, str]:
@@ -102,7 +79,7 @@ def tokens_issued(cloud) -> dict[str, str]:
 
 def scheduler_view(url: str) -> str:
     """Everything luigid shows about the tasks: the task list and each failure's text."""
-    shown = {status: test_scheduler.scheduler_tasks(url, status) for status in STATUSES}
+    shown = {status: scheduler_tasks(url, status) for status in STATUSES}
     errors = {}
     for task_id in [*shown["FAILED"], *shown["DISABLED"]]:
         response = requests.get(f"{url}/api/fetch_error", timeout=10,
