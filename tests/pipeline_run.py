@@ -65,10 +65,13 @@ class Pipeline:
     env: dict[str, str] = field(default_factory=dict)
 
     def argv(self, command: str, *args: str) -> list[str]:
-        argv = [sys.executable, "-m", "tasks.cli", command, "--config", str(self.config)]
+        """The command line, with the options ``command`` takes (see ``tasks/cli.py``)."""
+        argv = [sys.executable, "-m", "tasks.cli", command]
         if command != "report":
-            argv += ["--clouds-yaml", str(self.clouds_yaml)]
-        return [*argv, "--work-dir", str(self.work), *args]
+            argv += ["--config", str(self.config), "--clouds-yaml", str(self.clouds_yaml)]
+        if command != "check-config":
+            argv += ["--work-dir", str(self.work)]
+        return [*argv, *args]
 
     def _env(self, extra: dict[str, str] | None) -> dict[str, str]:
         env = dict(os.environ, PYTHONPATH=str(REPO), **self.env, **(extra or {}))

@@ -135,22 +135,10 @@ class BadConfig:
     exit_code: int = 2
 
 
-class ConfiguredPipeline(Pipeline):
-    """``check-config`` takes no ``--work-dir``; the harness passes one to every command."""
-
-    def argv(self, command: str, *args: str) -> list[str]:
-        argv = super().argv(command, *args)
-        if command == "check-config":
-            at = argv.index("--work-dir")
-            del argv[at:at + 2]
-        return argv
-
-
 def _pipeline(cloud, root: Path, *, entry: dict | None = None,
               extra: dict | None = None) -> Pipeline:
     clouds = write_clouds(root / "clouds.yaml", {HP: entry or cloud.config(HP)})
-    return ConfiguredPipeline(write_pipeline_yaml(root, tiny_source(), extra=extra), clouds,
-                    root / "work")
+    return Pipeline(write_pipeline_yaml(root, tiny_source(), extra=extra), clouds, root / "work")
 
 
 def malformed_pipeline_yaml(cloud, root: Path) -> BadConfig:
