@@ -140,6 +140,31 @@ def clouds_yaml_for(lc, names: Sequence[str], dest: Path,
     return dest
 
 
+def twin_personalities(directory: Path, bases: Sequence[str]) -> list[str]:
+    """Each of ``bases``, and a copy of it named ``<name>-2`` (by its file's path), for a
+    local cloud that serves every vendor twice."""
+    from localcloud.personality import PERSONALITY_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    names: list[str] = []
+    for base in bases:
+        data = yaml.safe_load((PERSONALITY_DIR / f"{base}.yaml").read_text())
+        data["name"] = f"{base}-2"
+        copy = directory / f"{base}-2.yaml"
+        copy.write_text(yaml.safe_dump(data, sort_keys=False))
+        names += [base, str(copy)]
+    return names
+
+
+def clouds_yaml_with_profiles(lc, names: Sequence[str], dest: Path) -> Path:
+    """``clouds_yaml_for``, where each ``<name>-2`` twin publishes with its vendor's profile."""
+    clouds_yaml_for(lc, names, dest)
+    clouds = yaml.safe_load(dest.read_text())["clouds"]
+    for name, entry in clouds.items():
+        entry["profile"] = name.removesuffix("-2")
+    dest.write_text(yaml.safe_dump({"clouds": clouds}, sort_keys=False))
+    return dest
+
+
 def our_images(lc, cloud: str, name: str = "tinyfleet") -> list[dict]:
     """Images in ``cloud`` whose name starts with our image name."""
     images = lc.resources(cloud).get("images", [])

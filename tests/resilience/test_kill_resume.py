@@ -6,6 +6,11 @@ The run is SIGKILLed with its whole process group (what the OOM killer or
 writes, a log line, or a local-cloud fault that holds the stage still (its
 ``fired`` counter says the request arrived).  The local cloud itself is also
 killed mid-upload and restarted from its data directory.
+
+The scenarios run in two lanes side by side, each lane with clouds of its own
+(the local cloud serves hp-like twice, as ``hp-like`` and ``hp-like-2``), so a
+lane's leftovers count is never another lane's work in flight; each test then
+reads its scenario's outcome.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import collections
 import os
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -22,16 +28,18 @@ from localcloud import testing
 from pipeline import buildcleanup
 from tests.pipeline_run import (
     Pipeline,
-    clouds_yaml_for,
+    clouds_yaml_with_profiles,
     kill_group,
     our_images,
     tiny_source,
+    twin_personalities,
     wait_for,
     write_pipeline_yaml,
 )
+from tests.resilience.conftest import Leaks
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-NAMES = ["hp-like", "rackspace-like"]
+BASES = ["hp-like", "rackspace-like"]
 FAKE_DIB = """#!/bin/sh
 # disk-image-create stand-in: holds a loop device and a mount in its TMPDIR like
 # the real one, waits to be killed the first time, then writes the tiny image.
@@ -50,7 +58,9 @@ cp "{tiny}" "$out.raw"
 
 @pytest.fixture(scope="module")
 def lc(tmp_path_factory):
-    with testing.running_cloud(NAMES, tmp_path_factory.mktemp("localcloud")) as cloud:
+    root = tmp_path_factory.mktemp("localcloud")
+    names = twin_personalities(root / "personalities", BASES)
+    with testing.running_cloud(names, root / "cloud") as cloud:
         yield cloud
 
 
@@ -70,7 +80,8 @@ def unique_source(directory: Path, marker: str, tail_mib: int = 0) -> Path:
 
 def pipeline_for(lc, root: Path, cloud: str, source: Path | None, **extra) -> Pipeline:
     config = write_pipeline_yaml(root, source or tiny_source(), extra=extra or None)
-    return Pipeline(config, clouds_yaml_for(lc, [cloud], root / "clouds.yaml"), root / "work")
+    return Pipeline(config, clouds_yaml_with_profiles(lc, [cloud], root / "clouds.yaml"),
+                    root / "work")
 
 
 def log_has(path: Path, text: str):
@@ -103,26 +114,73 @@ def once_each(pipeline: Pipeline) -> dict[str, int]:
     return {task: n for task, n in counts.items() if n > 1}
 
 
-# stage -> (cloud, tail MiB, fault to hold the stage or None, what says we are inside it)
+# stage -> (cloud, tail MiB, fault to hold the stage or None, what says we are inside it);
+# lane A uses hp-like and rackspace-like, lane B hp-like-2 (and a local cloud of its own).
 STAGES = {
     "build": ("hp-like", 0, None, lambda p, lc, f: Path(p.work.parent / "dib-started").exists),
-    "convert": ("hp-like", 384, None, lambda p, lc, f: partial(p.work, "images/*/*luigi-tmp*")),
+    "convert": ("hp-like-2", 384, None,
+                lambda p, lc, f: partial(p.work, "images/*/*luigi-tmp*")),
     "local_boot": ("hp-like", 0, None,
                    lambda p, lc, f: partial(p.work, "localboot/*/logs/*-console.log")),
-    "upload": ("hp-like", 0, dict(kind="delay", seconds=4, service="image", method="POST"),
+    "upload": ("hp-like-2", 0, dict(kind="delay", seconds=4, service="image", method="POST"),
                lambda p, lc, f: fired(lc, f)),
     "task_import": ("rackspace-like", 0, dict(kind="delay", seconds=60, service="image",
                                               method="GET", path="/tasks/", times=None),
                     lambda p, lc, f: fired(lc, f)),
-    "cloud_boot": ("hp-like", 0, dict(kind="slow_build", seconds=60),
+    "cloud_boot": ("hp-like-2", 0, dict(kind="slow_build", seconds=60),
                    lambda p, lc, f: fired(lc, f)),
     "reachability": ("hp-like", 0, None,
                      lambda p, lc, f: log_has(p.work.parent / "pipeline.out", "; checking ")),
 }
 
 
+LOCAL_CLOUD = "local cloud"
+LANES = [["build", "local_boot", "reachability", "task_import"],
+         ["convert", "upload", "cloud_boot", LOCAL_CLOUD]]
+
+
+@pytest.fixture(scope="module")
+def outcomes(lc, tmp_path_factory) -> dict[str, tuple[BaseException | None, Leaks]]:
+    """Every scenario, two lanes at once: scenario -> (its failure or None, its leaks)."""
+    def one(scenario: str):
+        found = Leaks()
+        root = tmp_path_factory.mktemp(scenario.replace(" ", "-"))
+        try:
+            if scenario == LOCAL_CLOUD:
+                local_cloud_killed_mid_upload(root, found)
+            else:
+                kill_inside(scenario, lc, root, found)
+        except BaseException as e:      # noqa: BLE001 - re-raised by the scenario's test
+            return e, found
+        return None, found
+
+    def lane(scenarios: list[str]):
+        return {scenario: one(scenario) for scenario in scenarios}
+    with ThreadPoolExecutor(len(LANES)) as pool:
+        results = {}
+        for done in pool.map(lane, LANES):
+            results.update(done)
+    return results
+
+
+def outcome_of(outcomes, scenario: str, leaks) -> None:
+    failure, found = outcomes[scenario]
+    leaks.total += found.total
+    leaks.details += found.details
+    if failure is not None:
+        raise failure
+
+
 @pytest.mark.parametrize("stage", list(STAGES))
-def test_killed_inside_a_stage_the_rerun_completes(stage, lc, tmp_path, leaks):
+def test_killed_inside_a_stage_the_rerun_completes(stage, outcomes, leaks):
+    outcome_of(outcomes, stage, leaks)
+
+
+def test_the_local_cloud_killed_mid_upload_then_restarted(outcomes, leaks):
+    outcome_of(outcomes, LOCAL_CLOUD, leaks)
+
+
+def kill_inside(stage: str, lc, tmp_path: Path, leaks: Leaks) -> None:
     cloud, tail, fault, inside = STAGES[stage]
     extra = {}
     env = {}
@@ -150,7 +208,9 @@ def test_killed_inside_a_stage_the_rerun_completes(stage, lc, tmp_path, leaks):
         lc.clear_faults(cloud)
     killed_at = time.time()
     before = pipeline.ledger()
-    assert not our_qemus(pipeline.work), "a local qemu outlived the killed run"
+    # qemu dies with the run (SIGKILL of the group, or its parent-death signal): allow
+    # it the moment a loaded machine takes to deliver the signal and let qemu exit
+    wait_for(lambda: not our_qemus(pipeline.work), 15, "local qemus to die with the run")
 
     if stage == "build":
         (tmp_path / "dib-started.rerun").touch()
@@ -177,7 +237,7 @@ def test_killed_inside_a_stage_the_rerun_completes(stage, lc, tmp_path, leaks):
     assert leaks.total == 0, leaks.details
 
 
-def test_the_local_cloud_killed_mid_upload_then_restarted(tmp_path, leaks):
+def local_cloud_killed_mid_upload(tmp_path: Path, leaks: Leaks) -> None:
     with testing.running_cloud(["hp-like"], tmp_path / "lc") as cloud:
         pipeline = pipeline_for(cloud, tmp_path, "hp-like", unique_source(tmp_path, "lc-kill"))
         fault_id = cloud.add_fault("hp-like", kind="delay", seconds=60, service="image",
@@ -197,7 +257,8 @@ def test_the_local_cloud_killed_mid_upload_then_restarted(tmp_path, leaks):
         assert leaks.total == 0, leaks.details
 
 
-def test_two_runs_of_the_same_date_do_not_upload_twice(lc, tmp_path, leaks):
+def test_two_runs_of_the_same_date_do_not_upload_twice(lc, outcomes, tmp_path, leaks):
+    # after the lanes (``outcomes``): alone on hp-like
     pipeline = pipeline_for(lc, tmp_path, "hp-like", unique_source(tmp_path, "concurrent"))
     earlier = {i["id"] for i in our_images(lc, "hp-like")}
     first, second = (subprocess.Popen(pipeline.argv("run", "--date", "2026-11-23"),

@@ -18,18 +18,23 @@ from __future__ import annotations
 
 import configparser
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
 
-from localcloud.personality import PERSONALITY_DIR
 from localcloud.testing import running_cloud
-from tests.pipeline_run import REPO, Pipeline, our_images, tiny_source, write_pipeline_yaml
+from tests.pipeline_run import (
+    REPO,
+    Pipeline,
+    clouds_yaml_with_profiles,
+    our_images,
+    tiny_source,
+    twin_personalities,
+    write_pipeline_yaml,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -45,28 +50,6 @@ def qemu_cap() -> int:
     cfg = configparser.ConfigParser()
     cfg.read(REPO / "config" / "luigi.cfg")
     return cfg.getint("resources", "qemu")
-
-
-def twin_personalities(directory: Path) -> list[str]:
-    """Each shipped personality, and a copy of it named ``<name>-2`` (a file path)."""
-    directory.mkdir(parents=True)
-    names: list[str] = []
-    for base in BASES:
-        data = yaml.safe_load((PERSONALITY_DIR / f"{base}.yaml").read_text())
-        data["name"] = f"{base}-2"
-        copy = directory / f"{base}-2.yaml"
-        copy.write_text(yaml.safe_dump(data, sort_keys=False))
-        names += [base, str(copy)]
-    return names
-
-
-def clouds_yaml_with_profiles(lc, dest: Path) -> Path:
-    """The local cloud's clouds.yaml; each copy publishes with its vendor's profile."""
-    clouds = yaml.safe_load(lc.clouds_yaml.read_text())["clouds"]
-    for name, entry in clouds.items():
-        entry["profile"] = re.sub(r"-2$", "", name)
-    dest.write_text(yaml.safe_dump({"clouds": clouds}, sort_keys=False))
-    return dest
 
 
 # --- sampling /proc ---------------------------------------------------------------------
@@ -163,14 +146,14 @@ class Sampler:
 
 
 def test_twelve_clouds_in_one_run(tmp_path, leaks):
-    names = twin_personalities(tmp_path / "personalities")
+    names = twin_personalities(tmp_path / "personalities", BASES)
     with running_cloud(names, tmp_path / "cloud") as lc:
         clouds = sorted(lc.clouds)
         assert len(clouds) == 12
         lc.add_fault(REFUSING, kind="status", status=413, service="image", method="PUT",
                      times=None, message="Image exceeds the storage quota")
         pipeline = Pipeline(write_pipeline_yaml(tmp_path, tiny_source(), name="loadfleet"),
-                            clouds_yaml_with_profiles(lc, tmp_path / "clouds.yaml"),
+                            clouds_yaml_with_profiles(lc, clouds, tmp_path / "clouds.yaml"),
                             tmp_path / "work")
         began = time.monotonic()
         process = pipeline.start("--workers", "12", log=tmp_path / "pipeline.out")
