@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipeline import runner
+from pipeline import atomicfile, runner
 
 LOG = logging.getLogger(__name__)
 
@@ -174,6 +174,4 @@ def _write_cache(path: Path, key: str, result: ProbeResult) -> None:
         data = {}
     data[key] = asdict(result)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(partial, path)
+    atomicfile.write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

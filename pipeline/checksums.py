@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pipeline import atomicfile
+
 LOG = logging.getLogger(__name__)
 
 ALGORITHMS = ("md5", "sha256", "sha512")
@@ -73,10 +75,8 @@ def file_digests(path: str | os.PathLike) -> Digests:
     digests = compute_digests(path)
     if digests.size != st.st_size:
         return digests             # the file changed under us: do not cache
-    tmp = cache.with_name(cache.name + ".tmp")
     try:
-        tmp.write_text(json.dumps({**key, **asdict(digests)}, indent=1))
-        os.replace(tmp, cache)
+        atomicfile.write_text(cache, json.dumps({**key, **asdict(digests)}, indent=1))
     except OSError as e:
         LOG.warning("%s: cannot cache digests: %s", cache, e.strerror)
     return digests

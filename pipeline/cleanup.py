@@ -21,6 +21,7 @@ from typing import Any
 
 from keystoneauth1 import session as ksa_session
 
+from pipeline import atomicfile
 from pipeline.clouds import Cloud
 from pipeline.netaccess import Clients, clients, delete_group
 from pipeline.session import cloud_errors, make_session
@@ -61,9 +62,7 @@ class Journal:
     def add(self, kind: str, collection: str, rid: str) -> None:
         self.data["made"].append({"kind": kind, "collection": collection, "id": rid})
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1))
-        os.replace(tmp, self.path)
+        atomicfile.write_text(self.path, json.dumps(self.data, indent=1))
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -59,22 +59,28 @@ def convert_image(base: Path, dest: Path, disk_format: str, *, log_path: Path | 
     return record
 
 
-def check_converted(path: Path, disk_format: str) -> None:
-    """Before an upload: the file is still what the conversion wrote, and undamaged.
+def check_converted(path: Path, disk_format: str, *, where: str | None = None,
+                    step: str = "check") -> None:
+    """Before a local boot or an upload: the file is still what the conversion wrote,
+    and undamaged; an ``ImageCorruptError`` at ``where``/``step`` naming the file if not.
 
     ``qemu-img check`` finds damaged qcow2 metadata; the conversion record
     beside the file (``<file>.json``) gives the size a truncated or extended
     file no longer has, which is all a raw file can be checked for.
     """
     path = Path(path)
-    record_path = path.with_name(path.name + ".json")
-    if record_path.is_file():
-        expected = json.loads(record_path.read_text()).get("bytes")
-        actual = path.stat().st_size
-        if expected is not None and actual != expected:
-            raise ImageCorruptError(f"{path.name} is {actual} bytes, the conversion wrote "
-                                    f"{expected}: truncated or changed since", step="check")
-    if disk_format == "vhd":
-        vhd.check_vhd(path)
-    else:
-        qemu_img.check(path, QEMU_FORMAT[disk_format])
+    try:
+        record_path = path.with_name(path.name + ".json")
+        if record_path.is_file():
+            expected = json.loads(record_path.read_text()).get("bytes")
+            actual = path.stat().st_size
+            if expected is not None and actual != expected:
+                raise ImageCorruptError(f"{path.name} is {actual} bytes, the conversion "
+                                        f"wrote {expected}: truncated or changed since")
+        if disk_format == "vhd":
+            vhd.check_vhd(path)
+        else:
+            qemu_img.check(path, QEMU_FORMAT[disk_format])
+    except ImageCorruptError as e:
+        cause = e.cause if e.cause.startswith(path.name) else f"{path.name}: {e.cause}"
+        raise ImageCorruptError(cause, where=where or str(path), step=step) from None

@@ -375,11 +375,7 @@ def upload_image(cloud: Cloud, image_path: str | os.PathLike, build: BuildInfo, 
     path = Path(image_path)
     if not path.is_file():
         raise errors.UploadError(f"{path}: no such image file", where=cloud.name)
-    try:
-        check_converted(path, cloud.disk_format)
-    except errors.ImageCorruptError as e:
-        raise errors.ImageCorruptError(f"{path.name}: {e.cause}", where=cloud.name,
-                                       step="check before upload") from None
+    check_converted(path, cloud.disk_format, where=cloud.name, step="check before upload")
     session = session or make_session(cloud.config)
     upload = _Upload(cloud, path, build, session, progress, poll_interval)
     return upload.run(max_attempts, retry_wait, retry_timeout)

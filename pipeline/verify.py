@@ -30,7 +30,6 @@ from pipeline.compute import console_tail, elapsed
 from pipeline.convert import check_converted
 from pipeline.errors import (
     BootError,
-    ImageCorruptError,
     PipelineError,
     ReachabilityError,
     VerifyError,
@@ -304,11 +303,8 @@ def local_boot(image_path: str | os.PathLike, disk_format: str, build_id: str, *
     """Boot the converted file in qemu here and run the cloud check on it; a JSON-ready dict."""
     work_dir = Path(work_dir)
     where = f"local {disk_format}"
-    try:        # what qemu would boot is what the conversion wrote, undamaged
-        check_converted(Path(image_path), disk_format)
-    except ImageCorruptError as e:
-        raise ImageCorruptError(f"{Path(image_path).name}: {e.cause}", where=where,
-                                step="check before local boot") from None
+    # what qemu would boot is what the conversion wrote, undamaged
+    check_converted(Path(image_path), disk_format, where=where, step="check before local boot")
     work_dir.mkdir(parents=True, exist_ok=True)
     name = f"localboot-{build_id}-{disk_format}"
     with temporary_keypair(work_dir, name=name) as key:

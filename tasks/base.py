@@ -69,6 +69,12 @@ class ImagefleetTask(luigi.Task):
         (cloud,) = select_clouds(config, load_profiles(config.vendors_dir), clouds, only=[name])
         return cloud
 
+    @cached_property
+    def target_cloud(self) -> Cloud:
+        """The cloud of a task with a ``cloud`` parameter, read once per task instance
+        (``requires``, ``priority`` and ``run`` all ask)."""
+        return self.cloud_named(self.cloud)
+
     def log_path(self, name: str) -> Path:
         path = self.work_dir / "logs" / name
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,7 @@ class RetainImages(ImagefleetTask):
     def run(self):
         with self.input().open("r") as f:
             current = json.load(f)["image_id"]
-        cloud = self.cloud_named(self.cloud)
+        cloud = self.target_cloud
         keep = int(cloud.profile.get("retention.keep") or self.pipeline_config.keep)
         deleted = apply_retention(cloud, keep=keep, image_name=self.pipeline_config.image_name,
                                   current_id=current)

@@ -26,13 +26,13 @@ class UploadImage(ImagefleetTask):
 
     @property
     def priority(self):
-        return upload_priority(self.cloud_named(self.cloud).profile.get("image.upload"))
+        return upload_priority(self.target_cloud.profile.get("image.upload"))
 
     def failure_where(self) -> str:
         return self.cloud
 
     def requires(self):
-        disk_format = self.cloud_named(self.cloud).disk_format
+        disk_format = self.target_cloud.disk_format
         return {"image": ConvertImage(digest=self.digest, disk_format=disk_format),
                 "local_boot": LocalBoot(digest=self.digest, disk_format=disk_format)}
 
@@ -43,6 +43,6 @@ class UploadImage(ImagefleetTask):
     def run(self):
         build = BuildInfo(build_id=self.digest[:BUILD_ID_LEN], digest=self.digest,
                           image_name=self.pipeline_config.image_name)
-        record = upload_image(self.cloud_named(self.cloud), self.input()["image"].path, build)
+        record = upload_image(self.target_cloud, self.input()["image"].path, build)
         with self.output().open("w") as f:
             json.dump(record.to_dict(), f, indent=2, sort_keys=True)

@@ -66,7 +66,7 @@ class VerifyImage(ImagefleetTask):
 
     @property
     def priority(self):
-        return upload_priority(self.cloud_named(self.cloud).profile.get("image.upload"))
+        return upload_priority(self.target_cloud.profile.get("image.upload"))
 
     @property
     def build_id(self) -> str:
@@ -88,7 +88,7 @@ class VerifyImage(ImagefleetTask):
             image_id = json.load(f)["image_id"]
         build = BuildInfo(build_id=self.build_id, digest=self.digest,
                           image_name=self.pipeline_config.image_name)
-        record = verify_image(self.cloud_named(self.cloud), image_id, build,
+        record = verify_image(self.target_cloud, image_id, build,
                               work_dir=self.work_dir / "verify" / self.build_id,
                               min_disk_gb=int(self.pipeline_config.size),
                               journal_dir=self.work_dir / "journal",
