@@ -1,6 +1,6 @@
 """Conversion benchmark: our wrapper against bare qemu-img in the same run.
 
-Prints wall time and throughput for each format through ``pipeline.qemu_img``
+Prints wall time and throughput for each format through ``pipeline.image.qemu_img``
 and through a bare ``qemu-img convert`` of the same file with the same
 arguments (target ratio <= 1.05), plus qemu-img with its default arguments,
 and the VHD writer against ``qemu-img convert -O vpc``.
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import MiB, best_of, make_sparse_raw, row  # noqa: E402
 from bench.vhd_writer import bench_vhd  # noqa: E402
-from pipeline import qemu_img  # noqa: E402
+from pipeline.image import qemu_img  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,12 +58,12 @@ def main(argv: list[str] | None = None) -> int:
             bare, default, wrapped = (statistics.median(times[n]) for n in variants)
             print(row(f"{fmt}: bare qemu-img (same args)", bare, size))
             print(row(f"{fmt}: bare qemu-img (default args)", default, size, bare))
-            print(row(f"{fmt}: pipeline.qemu_img.convert", wrapped, size, bare))
+            print(row(f"{fmt}: pipeline.image.qemu_img.convert", wrapped, size, bare))
         r = bench_vhd(src, args.runs)
         print(row("vhd: qemu-img convert -O vpc", r["qemu_seconds"], size))
-        print(row("vhd: pipeline.vhd.write_vhd (fdatasync)", r["ours_seconds"], size,
+        print(row("vhd: pipeline.image.vhd.write_vhd (fdatasync)", r["ours_seconds"], size,
                   r["qemu_seconds"]))
-        print(row("vhd: pipeline.vhd.write_vhd (no sync)", r["ours_nosync_seconds"], size,
+        print(row("vhd: pipeline.image.vhd.write_vhd (no sync)", r["ours_nosync_seconds"], size,
                   r["qemu_seconds"]))
         print(f"vhd writer throughput as a ratio to qemu-img -O vpc: {r['speed_ratio']:.2f} "
               f"(with fdatasync), {r['speed_ratio_nosync']:.2f} (like for like)")

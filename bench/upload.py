@@ -31,12 +31,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from localcloud.testing import running_cloud  # noqa: E402
-from pipeline.checksums import file_digests  # noqa: E402
-from pipeline.clouds import Cloud, load_clouds  # noqa: E402
-from pipeline.config import Profile, load_profiles  # noqa: E402
-from pipeline.discovery import discover_image_api  # noqa: E402
-from pipeline.glance import Glance  # noqa: E402
-from pipeline.session import adapter, make_session  # noqa: E402
+from pipeline.cloud.discovery import discover_image_api  # noqa: E402
+from pipeline.cloud.glance import Glance  # noqa: E402
+from pipeline.cloud.session import adapter, make_session  # noqa: E402
+from pipeline.core.checksums import file_digests  # noqa: E402
+from pipeline.settings.clouds import Cloud, load_clouds  # noqa: E402
+from pipeline.settings.config import Profile, load_profiles  # noqa: E402
 
 MiB = 1024 * 1024
 # mechanism -> (personality, disk format, profile changes)
@@ -113,9 +113,9 @@ def curl_baseline(mechanism: str, cloud: Cloud, path: Path) -> float:
 
 def child(args: argparse.Namespace) -> int:
     """Run one upload_image and print its timings and peak RSS as JSON."""
-    from pipeline import glance as glance_mod
-    from pipeline import staging
-    from pipeline.upload import BuildInfo, upload_image
+    from pipeline.cloud import glance as glance_mod
+    from pipeline.cloud import staging
+    from pipeline.cloud.upload import BuildInfo, upload_image
 
     transfer = [0.0]
 

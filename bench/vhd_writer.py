@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import make_sparse_raw  # noqa: E402
-from pipeline.runner import run  # noqa: E402
-from pipeline.vhd import check_vhd, write_vhd  # noqa: E402
+from pipeline.core.runner import run  # noqa: E402
+from pipeline.image.vhd import check_vhd, write_vhd  # noqa: E402
 
 MB = 1_000_000
 

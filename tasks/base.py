@@ -13,10 +13,11 @@ from pathlib import Path
 
 import luigi
 
-from pipeline import atomicfile, ledger
-from pipeline.clouds import Cloud, load_clouds, select_clouds
-from pipeline.config import PipelineConfig, load_pipeline, load_profiles
-from pipeline.errors import PipelineError
+from pipeline.core import atomicfile
+from pipeline.core.errors import PipelineError
+from pipeline.run import ledger
+from pipeline.settings.clouds import Cloud, load_clouds, select_clouds
+from pipeline.settings.config import PipelineConfig, load_pipeline, load_profiles
 
 LOG = logging.getLogger("imagefleet.tasks")
 
@@ -44,7 +45,7 @@ def committed(target: luigi.LocalTarget) -> Iterator[str]:
 
 def planned_run() -> tuple[str, list[str]]:
     """The build digest and the cloud names the configuration selects today."""
-    from pipeline.build import plan_build  # DIB version probing only when planning
+    from pipeline.image.build import plan_build  # DIB version probing only when planning
     config = load_pipeline(imagefleet().config)
     clouds = load_clouds(imagefleet().clouds_yaml or None)
     selected = select_clouds(config, load_profiles(config.vendors_dir), clouds)

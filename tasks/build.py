@@ -6,12 +6,12 @@ import json
 
 import luigi
 
-from pipeline import atomicfile
-from pipeline.build import BUILD_ID_LEN, build_base, plan_build
-from pipeline.buildcleanup import remove_stale_partials
-from pipeline.convert import convert_image
-from pipeline.errors import BuildError
-from pipeline.formats import EXTENSION
+from pipeline.core import atomicfile
+from pipeline.core.errors import BuildError
+from pipeline.core.formats import EXTENSION
+from pipeline.image.build import BUILD_ID_LEN, build_base, plan_build
+from pipeline.image.buildcleanup import remove_stale_partials
+from pipeline.image.convert import convert_image
 from tasks.base import ImagefleetTask, committed
 
 

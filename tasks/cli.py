@@ -19,16 +19,17 @@ from pathlib import Path
 import luigi
 import luigi.configuration
 
-from pipeline import ledger, logsetup, session
-from pipeline.build import plan_build
-from pipeline.cleanup import sweep
-from pipeline.clouds import SECRET_KEYS, load_clouds, select_clouds
-from pipeline.config import load_pipeline, load_profiles
-from pipeline.errors import ConfigError, PipelineError
-from pipeline.formats import EXTENSION, distinct_formats
-from pipeline.report import make_report, render_table, write_report
-from pipeline.runlock import run_lock
-from pipeline.runreport import collect_rows
+from pipeline.cloud import session
+from pipeline.cloud.cleanup import sweep
+from pipeline.core.errors import ConfigError, PipelineError
+from pipeline.core.formats import EXTENSION, distinct_formats
+from pipeline.image.build import plan_build
+from pipeline.run import ledger, logsetup
+from pipeline.run.report import make_report, render_table, write_report
+from pipeline.run.runlock import run_lock
+from pipeline.run.runreport import collect_rows
+from pipeline.settings.clouds import SECRET_KEYS, load_clouds, select_clouds
+from pipeline.settings.config import load_pipeline, load_profiles
 from tasks.build import BuildImages, ConvertImage
 from tasks.publish import Publish
 

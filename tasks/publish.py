@@ -7,8 +7,8 @@ import json
 
 import luigi
 
-from pipeline.build import BUILD_ID_LEN
-from pipeline.retention import apply_retention
+from pipeline.cloud.retention import apply_retention
+from pipeline.image.build import BUILD_ID_LEN
 from tasks.base import ImagefleetTask, planned_run
 from tasks.verify import VerifyImage
 

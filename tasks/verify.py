@@ -6,11 +6,11 @@ import json
 
 import luigi
 
-from pipeline.build import BUILD_ID_LEN
-from pipeline.formats import EXTENSION
-from pipeline.mechanism import upload_priority
-from pipeline.upload import BuildInfo
-from pipeline.verify import local_boot, verify_image
+from pipeline.cloud.mechanism import upload_priority
+from pipeline.cloud.upload import BuildInfo
+from pipeline.cloud.verify import local_boot, verify_image
+from pipeline.core.formats import EXTENSION
+from pipeline.image.build import BUILD_ID_LEN
 from tasks.base import ImagefleetTask
 from tasks.build import ConvertImage
 

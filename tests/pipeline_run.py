@@ -29,7 +29,7 @@ import requests
 import yaml
 
 from localcloud.testing import RunningCloud, running_cloud
-from pipeline import ledger
+from pipeline.run import ledger
 from tests.built_image import REPO
 from tests.localcloud import tinyimage
 

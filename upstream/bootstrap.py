@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import v3
 
-from pipeline import runner
+from pipeline.core import runner
 from upstream.procs import service_env
 
 if TYPE_CHECKING:

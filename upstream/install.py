@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline import runner
+from pipeline.core import runner
 from upstream.bootstrap import REGION
 from upstream.procs import service_env
 

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from pipeline.waiting import iterate_timeout
+from pipeline.core.waiting import iterate_timeout
 
 
 def free_ports(count: int) -> list[int]:

@@ -31,9 +31,9 @@ from typing import Any
 
 from keystoneauth1 import exceptions as ksa_exc
 
-from pipeline import runner
-from pipeline.errors import PipelineError
-from pipeline.waiting import iterate_timeout
+from pipeline.core import runner
+from pipeline.core.errors import PipelineError
+from pipeline.core.waiting import iterate_timeout
 from upstream.bootstrap import REGION, bootstrap_catalog, bootstrap_keystone_db, use_wal
 from upstream.install import CLOUD_NAME, clouds_yaml, ensure_venv, write_configs
 from upstream.procs import (

@@ -13,7 +13,7 @@ import time
 from keystoneauth1 import adapter, session
 from keystoneauth1.identity import v3
 
-from pipeline.waiting import iterate_timeout
+from pipeline.core.waiting import iterate_timeout
 from upstream.run import Layout, read_state
 
 

@@ -31,7 +31,7 @@ import yaml
 from keystoneauth1 import adapter, loading, session
 
 from localcloud.testing import running_cloud
-from pipeline.waiting import iterate_timeout
+from pipeline.core.waiting import iterate_timeout
 from tests.conformance.differences import DIFFERENCES
 from upstream import run as upstream_run
 

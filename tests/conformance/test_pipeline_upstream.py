@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.clouds import Cloud, load_clouds
-from pipeline.config import Profile, load_profiles
-from pipeline.upload import BuildInfo, upload_image
+from pipeline.cloud.upload import BuildInfo, upload_image
+from pipeline.settings.clouds import Cloud, load_clouds
+from pipeline.settings.config import Profile, load_profiles
 from tests.conformance.conftest import Target
 from tests.conftest import REPO
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import qemu_img, runner, vhd
+from pipeline.core import runner
+from pipeline.image import qemu_img, vhd
 from tests.built_image import FORMATS, run_build
 
 pytestmark = pytest.mark.slow

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import buildcleanup, qemu_img
-from pipeline.build import BUILD_ID_LEN
+from pipeline.image import buildcleanup, qemu_img
+from pipeline.image.build import BUILD_ID_LEN
 
 pytestmark = pytest.mark.slow
 

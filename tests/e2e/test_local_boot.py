@@ -15,9 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from pipeline import accel, configdrive, reach, vm
-from pipeline.keys import temporary_keypair
-from pipeline.verify import local_boot
+from pipeline.cloud import reach
+from pipeline.cloud.keys import temporary_keypair
+from pipeline.cloud.verify import local_boot
+from pipeline.image import accel, configdrive, vm
 
 pytestmark = pytest.mark.slow
 

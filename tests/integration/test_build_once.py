@@ -14,7 +14,7 @@ from pathlib import Path
 import luigi
 import pytest
 
-from pipeline import dib, qemu_img
+from pipeline.image import dib, qemu_img
 from tasks import cli
 from tests.conftest import cloud_entry, write_clouds_yaml
 

@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from pipeline import runner
-from pipeline.configdrive import NetworkSpec, config_drive_files, write_config_drive
+from pipeline.core import runner
+from pipeline.image.configdrive import NetworkSpec, config_drive_files, write_config_drive
 
 pytestmark = pytest.mark.skipif(not (shutil.which("genisoimage") and shutil.which("isoinfo")),
                                 reason="genisoimage/isoinfo not installed")

@@ -7,11 +7,11 @@ import subprocess
 
 import pytest
 
-from pipeline import qemu_img
-from pipeline.convert import check_converted, convert_image
-from pipeline.errors import ImageCorruptError
-from pipeline.imagesource import import_source
-from pipeline.verify import local_boot
+from pipeline.cloud.verify import local_boot
+from pipeline.core.errors import ImageCorruptError
+from pipeline.image import qemu_img
+from pipeline.image.convert import check_converted, convert_image
+from pipeline.image.imagesource import import_source
 
 
 @pytest.fixture

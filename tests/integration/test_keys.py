@@ -6,7 +6,7 @@ import stat
 
 import paramiko
 
-from pipeline.keys import make_keypair, temporary_keypair
+from pipeline.cloud.keys import make_keypair, temporary_keypair
 
 
 def test_make_keypair(tmp_path):

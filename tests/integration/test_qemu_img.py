@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from pipeline import qemu_img
-from pipeline.convert import convert_image
-from pipeline.errors import ImageCorruptError
+from pipeline.core.errors import ImageCorruptError
+from pipeline.image import qemu_img
+from pipeline.image.convert import convert_image
 
 MiB = 1024 * 1024
 

@@ -10,9 +10,9 @@ import time
 import paramiko
 import pytest
 
-from pipeline import reach
-from pipeline.errors import ReachabilityError
-from pipeline.keys import make_keypair
+from pipeline.cloud import reach
+from pipeline.cloud.keys import make_keypair
+from pipeline.core.errors import ReachabilityError
 
 TIMEOUT = 3.0
 FAST = {"poll": 0.2, "login_poll": 0.3, "connect_timeout": 1.0}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.report import CloudRow, cloud_row, make_report, write_report
+from pipeline.run.report import CloudRow, cloud_row, make_report, write_report
 from tests.browser import (
     ARTIFACTS,
     WINDOW,

@@ -9,10 +9,10 @@ import time
 import pytest
 
 from localcloud.testing import running_cloud
-from pipeline import runner
-from pipeline.retention import VERIFIED, apply_retention, record_failed_verify
-from pipeline.session import make_session
-from pipeline.upload import BuildInfo, upload_image
+from pipeline.cloud.retention import VERIFIED, apply_retention, record_failed_verify
+from pipeline.cloud.session import make_session
+from pipeline.cloud.upload import BuildInfo, upload_image
+from pipeline.core import runner
 from tests.integration.test_upload import FAST, glance, make_cloud
 
 
@@ -24,7 +24,7 @@ def lc(tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["dreamhost-like", "hp-like"])   # Glance v2 and v1
 def test_keep_two_of_three_and_leave_foreign_images(lc, tmp_path, name):
-    from pipeline.config import load_profiles
+    from pipeline.settings.config import load_profiles
     from tests.conftest import REPO
     cloud = make_cloud(lc, load_profiles(REPO / "config" / "vendors"), name)
     path = tmp_path / "disk.img"

@@ -18,15 +18,16 @@ import time
 
 import pytest
 
-from pipeline import errors, staging
-from pipeline.clouds import Cloud, load_clouds
-from pipeline.config import Profile, load_profiles
-from pipeline.discovery import discover_image_api
-from pipeline.formats import QEMU_FORMAT, choose_disk_format
-from pipeline.glance import Glance
-from pipeline.progress import Progress
-from pipeline.session import make_session
-from pipeline.upload import BuildInfo, upload_image
+from pipeline.cloud import staging
+from pipeline.cloud.discovery import discover_image_api
+from pipeline.cloud.glance import Glance
+from pipeline.cloud.session import make_session
+from pipeline.cloud.upload import BuildInfo, upload_image
+from pipeline.core import errors
+from pipeline.core.formats import QEMU_FORMAT, choose_disk_format
+from pipeline.core.progress import Progress
+from pipeline.settings.clouds import Cloud, load_clouds
+from pipeline.settings.config import Profile, load_profiles
 from tests.conftest import REPO
 from tests.pipeline_run import local_cloud
 
@@ -174,7 +175,7 @@ def test_large_file_goes_as_static_large_object(lc, profiles, images, cleanup, m
             "slo": {"max_manifest_segments": 1000, "min_segment_size": 1}}
     monkeypatch.setattr(staging.SwiftStaging, "info", lambda self, swift: info)
     cloud = make_cloud(lc, profiles, "rackspace-like")
-    with caplog.at_level(logging.INFO, logger="pipeline.staging"):
+    with caplog.at_level(logging.INFO, logger="pipeline.cloud.staging"):
         record = upload(cloud, images, new_build(), cleanup)
     assert "as 5 segments of 5242880 bytes" in caplog.text
     assert glance(cloud).get(record.image_id).checksum == record.checksum

@@ -25,12 +25,13 @@ import luigi.configuration
 import pytest
 import yaml
 
-from pipeline import cleanup, errors
-from pipeline.clouds import load_clouds, select_clouds
-from pipeline.config import load_pipeline, load_profiles
-from pipeline.convert import convert_image
-from pipeline.upload import BuildInfo, upload_image
-from pipeline.verify import local_boot, verify_image
+from pipeline.cloud import cleanup
+from pipeline.cloud.upload import BuildInfo, upload_image
+from pipeline.cloud.verify import local_boot, verify_image
+from pipeline.core import errors
+from pipeline.image.convert import convert_image
+from pipeline.settings.clouds import load_clouds, select_clouds
+from pipeline.settings.config import load_pipeline, load_profiles
 from tests.conftest import REPO, cloud_entry, write_clouds_yaml
 from tests.localcloud import tinyimage
 from tests.pipeline_run import local_cloud
@@ -265,10 +266,10 @@ def test_a_guest_that_never_answers(clouds, tiny, lc, tmp_path):
 
 DRIVER = """
 import sys
-from pipeline.clouds import load_clouds, select_clouds
-from pipeline.config import load_pipeline, load_profiles
-from pipeline.upload import BuildInfo
-from pipeline.verify import verify_image
+from pipeline.settings.clouds import load_clouds, select_clouds
+from pipeline.settings.config import load_pipeline, load_profiles
+from pipeline.cloud.upload import BuildInfo
+from pipeline.cloud.verify import verify_image
 config = load_pipeline(sys.argv[1])
 (cloud,) = select_clouds(config, load_profiles(config.vendors_dir), load_clouds(sys.argv[2]),
                          only=[sys.argv[3]])

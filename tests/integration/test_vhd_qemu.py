@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from pipeline import vhd_format as fmt
-from pipeline.runner import run
-from pipeline.vhd import check_vhd, read_bat, read_footer, write_vhd
+from pipeline.core.runner import run
+from pipeline.image import vhd_format as fmt
+from pipeline.image.vhd import check_vhd, read_bat, read_footer, write_vhd
 
 MiB = 1024 * 1024
 BLOCK = 2 * MiB

@@ -14,9 +14,11 @@ import time
 
 import pytest
 
-from pipeline import accel, reach, runner, vm
-from pipeline.errors import BootError, ReachabilityError
-from pipeline.keys import make_keypair
+from pipeline.cloud import reach
+from pipeline.cloud.keys import make_keypair
+from pipeline.core import runner
+from pipeline.core.errors import BootError, ReachabilityError
+from pipeline.image import accel, vm
 
 pytestmark = pytest.mark.skipif(not shutil.which(vm.QEMU), reason="qemu not installed")
 TCG = accel.choose_accel(False)

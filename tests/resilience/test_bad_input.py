@@ -29,8 +29,8 @@ import yaml
 
 from localcloud.personality import PERSONALITY_DIR
 from localcloud.testing import running_cloud
-from pipeline.build import plan_build
-from pipeline.config import load_pipeline
+from pipeline.image.build import plan_build
+from pipeline.settings.config import load_pipeline
 from tests.built_image import REPO
 from tests.integration.test_image_checks import corrupt_qcow2
 from tests.localcloud import tinyimage
@@ -143,14 +143,14 @@ def _pipeline(cloud, root: Path, *, entry: dict | None = None,
 
 def malformed_pipeline_yaml(cloud, root: Path) -> BadConfig:
     pipeline = _pipeline(cloud, root)
-    pipeline.config.write_text("image:\n  name: tinyfleet\n   source: tiny.raw\n")
-    return BadConfig(pipeline, [f"imagefleet: {pipeline.config}: config: ",
+    pipeline.settings.config.write_text("image:\n  name: tinyfleet\n   source: tiny.raw\n")
+    return BadConfig(pipeline, [f"imagefleet: {pipeline.settings.config}: config: ",
                                 "malformed YAML: line 3"])
 
 
 def unknown_key_in_pipeline_yaml(cloud, root: Path) -> BadConfig:
     pipeline = _pipeline(cloud, root, extra={"retention": {"keep": 2, "kep": 3}})
-    return BadConfig(pipeline, [f"imagefleet: {pipeline.config}: config: ",
+    return BadConfig(pipeline, [f"imagefleet: {pipeline.settings.config}: config: ",
                                 "retention.kep: unknown key"])
 
 
@@ -181,7 +181,7 @@ def format_the_vendor_refuses(cloud, root: Path) -> BadConfig:
 def missing_element(cloud, root: Path) -> BadConfig:
     pipeline = _pipeline(cloud, root, extra={
         "image": {"name": "tinyfleet", "elements": ["no-such-element"]}})
-    return BadConfig(pipeline, [str(pipeline.config), ": build: ",
+    return BadConfig(pipeline, [str(pipeline.settings.config), ": build: ",
                                 "element 'no-such-element' not found"])
 
 
@@ -246,7 +246,7 @@ def test_cloud_refusal_fails_the_upload_and_leaves_nothing(cloud, booted, tmp_pa
     assert_nothing_half_written(pipeline.work, [f"uploads/*/{name}.json",
                                                 f"verify/*/{name}.json"])
     if result.returncode == 1:                               # the run got as far as a report
-        report = pipeline.report()
+        report = pipeline.run.report()
         assert report["failed"] == [name] and not report["ok"]
     assert_cloud_untouched(cloud, name, leaks)
 

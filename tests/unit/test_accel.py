@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipeline import accel
+from pipeline.image import accel
 
 
 @pytest.mark.parametrize("case, kvm, expected", [

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import addresses as a
-from pipeline.errors import BootError, ConfigError
+from pipeline.cloud import addresses as a
+from pipeline.core.errors import BootError, ConfigError
 
 EXT_NET = {"id": "ext", "name": "Ext-Net", "router:external": True, "shared": False}
 PUBLIC_EXT = {"id": "pub", "name": "public", "router:external": True, "shared": True}

@@ -8,10 +8,10 @@ import os
 
 import pytest
 
-from pipeline import checksums
-from pipeline.checksums import cache_path, compute_digests, file_digests
-from pipeline.glance import Image
-from pipeline.upload import BuildInfo, checksum_problem, image_properties, is_ours, reusable
+from pipeline.cloud.glance import Image
+from pipeline.cloud.upload import BuildInfo, checksum_problem, image_properties, is_ours, reusable
+from pipeline.core import checksums
+from pipeline.core.checksums import cache_path, compute_digests, file_digests
 
 
 @pytest.fixture

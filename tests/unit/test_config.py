@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.clouds import load_clouds, redact, select_clouds
-from pipeline.config import load_pipeline, load_profile, load_profiles
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
+from pipeline.settings.clouds import load_clouds, redact, select_clouds
+from pipeline.settings.config import load_pipeline, load_profile, load_profiles
 from tests.conftest import REPO, cloud_entry, write_clouds_yaml
 
 VENDOR_FILES = sorted((REPO / "config" / "vendors").glob("*.yaml"))
@@ -139,7 +139,7 @@ def test_secure_yaml_is_merged_and_secrets_redacted(tmp_path):
 
 def test_search_path_honours_os_client_config_file(tmp_path):
     path = write_clouds_yaml(tmp_path / "elsewhere.yaml", {"a": cloud_entry("hp-like")})
-    from pipeline.clouds import find_clouds_yaml
+    from pipeline.settings.clouds import find_clouds_yaml
     assert find_clouds_yaml({"OS_CLIENT_CONFIG_FILE": str(path)}) == path
     with pytest.raises(ConfigError, match="no clouds.yaml found"):
         find_clouds_yaml({"OS_CLIENT_CONFIG_FILE": str(tmp_path / "missing.yaml")})

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from pipeline.configdrive import NetworkSpec, config_drive_files, network_data
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
+from pipeline.image.configdrive import NetworkSpec, config_drive_files, network_data
 
 MAC = "52:54:00:12:34:56"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample imagefleet"

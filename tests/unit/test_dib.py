@@ -1,4 +1,4 @@
-"""pipeline.dib: digest, apt mirrors, command line, errors, device-mapper shims.
+"""pipeline.image.dib: digest, apt mirrors, command line, errors, device-mapper shims.
 
 build_image with a fake disk-image-create: test_dib_build_image.py; releasing what a
 build leaves behind: test_dib_buildcleanup.py.
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import dib
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
+from pipeline.image import dib
 
 MIRRORED = dict(mirror="http://mirror.example/debian",
                 security_mirror="http://mirror.example/debian-security")

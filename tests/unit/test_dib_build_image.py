@@ -1,4 +1,4 @@
-"""pipeline.dib.build_image with a fake disk-image-create: shims, errors, leaks, TMPDIR."""
+"""pipeline.image.dib.build_image with a fake disk-image-create: shims, errors, leaks, TMPDIR."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import buildcleanup, dib
-from pipeline.errors import BuildError, ConfigError
+from pipeline.core.errors import BuildError, ConfigError
+from pipeline.image import buildcleanup, dib
 
 MIRRORED = dict(mirror="http://mirror.example/debian",
                 security_mirror="http://mirror.example/debian-security")

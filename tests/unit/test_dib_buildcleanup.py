@@ -1,4 +1,4 @@
-"""pipeline.buildcleanup: finding and releasing what builds leave mounted and attached."""
+"""pipeline.image.buildcleanup: finding and releasing what builds leave mounted and attached."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipeline import buildcleanup
+from pipeline.image import buildcleanup
 
 BUILD_ID = "0123456789abcdef"
 OTHER_ID = "fedcba9876543210"

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.clouds import CloudConfig
-from pipeline.discovery import (
+from pipeline.cloud.discovery import (
     choose_image_api,
     discover_image_api,
     guess_versioned_url,
     version_from_url,
 )
-from pipeline.errors import EndpointNotFound
-from pipeline.session import make_session
+from pipeline.cloud.session import make_session
+from pipeline.core.errors import EndpointNotFound
+from pipeline.settings.clouds import CloudConfig
 from tests.unit.fake_openstack import serve, v3_entry
 
 

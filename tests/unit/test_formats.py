@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.formats import choose_disk_format, distinct_formats
+from pipeline.core.formats import choose_disk_format, distinct_formats
 
 
 @pytest.mark.parametrize("shape, accepted, override, expected", [

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from pipeline.build import plan_build
-from pipeline.config import load_pipeline
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
+from pipeline.image.build import plan_build
+from pipeline.settings.config import load_pipeline
 
 
 def write(config_tree, image_extra=None, verify=None):

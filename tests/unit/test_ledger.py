@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from pipeline import ledger
+from pipeline.run import ledger
 
 
 def test_counts_since_a_moment_and_skips_a_torn_line(tmp_path):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.config import load_profiles
-from pipeline.errors import UploadError
-from pipeline.mechanism import Mechanism, choose_upload_mechanism, upload_priority
+from pipeline.cloud.mechanism import Mechanism, choose_upload_mechanism, upload_priority
+from pipeline.core.errors import UploadError
+from pipeline.settings.config import load_profiles
 from tests.conftest import REPO
 
 # shape: (profile's image.upload, Glance major, import methods, object-store?, expected)

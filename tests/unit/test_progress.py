@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from pipeline.progress import FileBody, FileReader, Progress, human_bytes
+from pipeline.core.progress import FileBody, FileReader, Progress, human_bytes
 
 
 class Sink(BaseHTTPRequestHandler):

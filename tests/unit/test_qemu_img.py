@@ -2,8 +2,8 @@
 
 import pytest
 
-from pipeline import qemu_img
-from pipeline.errors import ConvertError
+from pipeline.core.errors import ConvertError
+from pipeline.image import qemu_img
 
 
 @pytest.mark.parametrize("dest_fmt, out_of_order", [("raw", True), ("qcow2", False), ("vpc", False)])

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
-from pipeline.report import FAILED, cloud_row, make_report, render_html, render_table, write_report
+from pipeline.run.report import (
+    FAILED,
+    cloud_row,
+    make_report,
+    render_html,
+    render_table,
+    write_report,
+)
 
 UPLOAD = {"mechanism": "task", "image_id": "img-1", "bytes": 100 * 2**20, "seconds": 4.0,
           "skipped": False}

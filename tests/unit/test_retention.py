@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.glance import Image
+from pipeline.cloud.glance import Image
 
 
 def image(id_, name, created, ours=True):
@@ -29,7 +29,7 @@ IMAGES = [
     (0, "d", ["c", "b", "a"]),   # keep is at least the current image
 ])
 def test_images_to_delete(keep, current, deleted):
-    from pipeline.retention import images_to_delete
+    from pipeline.cloud.retention import images_to_delete
     doomed = images_to_delete(IMAGES, keep=keep, image_name="imagefleet-debian",
                               current_id=current)
     assert [i.id for i in doomed] == deleted
@@ -53,7 +53,7 @@ def with_outcome(image_, outcome):
     ({"d": "false"}, 2, "c", ["a"]),
 ])
 def test_failed_test_boots_hold_no_place(outcomes, keep, current, deleted):
-    from pipeline.retention import images_to_delete
+    from pipeline.cloud.retention import images_to_delete
     images = [with_outcome(i, outcomes[i.id]) if i.id in outcomes else i for i in IMAGES]
     doomed = images_to_delete(images, keep=keep, image_name="imagefleet-debian",
                               current_id=current)

@@ -4,8 +4,8 @@ import multiprocessing
 
 import pytest
 
-from pipeline.errors import PipelineError
-from pipeline.runlock import run_lock
+from pipeline.core.errors import PipelineError
+from pipeline.run.runlock import run_lock
 
 
 def _try(path, queue):

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from pipeline import runner
-from pipeline.errors import CommandError, ToolMissingError
+from pipeline.core import runner
+from pipeline.core.errors import CommandError, ToolMissingError
 
 PY = sys.executable
 

@@ -6,9 +6,7 @@ import logging
 
 import pytest
 
-from pipeline import errors
-from pipeline.clouds import CloudConfig
-from pipeline.session import (
+from pipeline.cloud.session import (
     adapter,
     auth_options,
     choose_auth_type,
@@ -16,6 +14,8 @@ from pipeline.session import (
     make_session,
     verify_option,
 )
+from pipeline.core import errors
+from pipeline.settings.clouds import CloudConfig
 from tests.unit.fake_openstack import APP_SECRET, PASSWORD, TOKEN, serve
 
 IMAGES = {"GET /image/v2/images": (200, {"images": []})}

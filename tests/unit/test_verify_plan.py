@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import addresses as a
-from pipeline import cleanup
-from pipeline.clouds import Cloud, CloudConfig
-from pipeline.config import Profile
-from pipeline.errors import BootError, ConfigError
-from pipeline.upload import BuildInfo
-from pipeline.verify import verify_image
+from pipeline.cloud import addresses as a
+from pipeline.cloud import cleanup
+from pipeline.cloud.upload import BuildInfo
+from pipeline.cloud.verify import verify_image
+from pipeline.core.errors import BootError, ConfigError
+from pipeline.settings.clouds import Cloud, CloudConfig
+from pipeline.settings.config import Profile
 
 
 def flavor(fid, name, ram, disk, vcpus=1, disabled=False):

@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
-from pipeline import vhd_format as fmt
-from pipeline.errors import ConvertError, DiskFullError, ImageCorruptError
-from pipeline.vhd import (
+from pipeline.core.errors import ConvertError, DiskFullError, ImageCorruptError
+from pipeline.image import vhd_format as fmt
+from pipeline.image.vhd import (
     check_vhd,
     read_bat,
     read_batmap,

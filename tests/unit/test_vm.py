@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import accel, vm
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
+from pipeline.image import accel, vm
 
 
 @pytest.mark.parametrize("disk_format, qemu_name", [

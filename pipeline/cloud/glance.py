@@ -1,0 +1,261 @@
+"""Glance v1, v2, tasks and interoperable import, one call per method.
+
+Each call goes through the cloud's image Adapter (relative paths only), turns
+a failed status into the pipeline's error (``session.response_error``) and an
+image into one ``Image`` shape whichever API version answered.  Requests that
+carry the image data are sent once: no keystoneauth re-auth or retry, since
+the stream cannot be replayed; ``pipeline.cloud.upload`` starts over instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from keystoneauth1 import adapter as ksa_adapter
+
+from pipeline.cloud.discovery import ImageApi
+from pipeline.cloud.session import cloud_errors, response_error
+from pipeline.core import errors
+from pipeline.core.waiting import iterate_timeout
+
+LOG = logging.getLogger(__name__)
+
+OCTET = {"Content-Type": "application/octet-stream"}
+JSON_PATCH = {"Content-Type": "application/openstack-images-v2.1-json-patch"}
+V2_CORE = frozenset({
+    "id", "name", "status", "visibility", "protected", "checksum", "os_hash_algo",
+    "os_hash_value", "owner", "size", "virtual_size", "min_ram", "min_disk", "disk_format",
+    "container_format", "created_at", "updated_at", "tags", "self", "file", "schema",
+    "direct_url", "locations", "os_hidden", "stores", "is_public", "deleted", "deleted_at",
+})
+WAITING = frozenset({"queued", "saving", "importing", "uploading"})
+FAILED = frozenset({"killed", "deleted", "pending_delete", "deactivated"})
+V1_META = "x-image-meta-"
+V1_PROP = "x-image-meta-property-"
+
+
+@dataclass
+class Image:
+    """A Glance image as either API reports it."""
+
+    id: str
+    name: str | None
+    status: str
+    disk_format: str | None = None
+    container_format: str | None = None
+    size: int | None = None
+    checksum: str | None = None
+    os_hash_algo: str | None = None
+    os_hash_value: str | None = None
+    properties: dict[str, str] = field(default_factory=dict)
+    created_at: str | None = None
+
+    @classmethod
+    def from_v2(cls, body: Mapping[str, Any]) -> Image:
+        props = {k: str(v) for k, v in body.items() if k not in V2_CORE and v is not None}
+        return cls(id=body["id"], name=body.get("name"), status=body.get("status", ""),
+                   disk_format=body.get("disk_format"),
+                   container_format=body.get("container_format"), size=body.get("size"),
+                   checksum=body.get("checksum"), os_hash_algo=body.get("os_hash_algo"),
+                   os_hash_value=body.get("os_hash_value"), properties=props,
+                   created_at=body.get("created_at"))
+
+    @classmethod
+    def from_v1(cls, body: Mapping[str, Any]) -> Image:
+        props = {k: str(v) for k, v in (body.get("properties") or {}).items()}
+        return cls(id=body["id"], name=body.get("name"), status=body.get("status", ""),
+                   disk_format=body.get("disk_format"),
+                   container_format=body.get("container_format"), size=body.get("size"),
+                   checksum=body.get("checksum"), properties=props,
+                   created_at=body.get("created_at"))
+
+    @classmethod
+    def from_v1_headers(cls, headers: Mapping[str, str]) -> Image:
+        # Glance writes x-image-meta-disk_format; some servers write disk-format.
+        meta = {k.lower()[len(V1_META):].replace("-", "_"): v for k, v in headers.items()
+                if k.lower().startswith(V1_META) and not k.lower().startswith(V1_PROP)}
+        props = {k.lower()[len(V1_PROP):]: v for k, v in headers.items()
+                 if k.lower().startswith(V1_PROP)}
+        size = meta.get("size")
+        return cls(id=meta["id"], name=meta.get("name"), status=meta.get("status", ""),
+                   disk_format=meta.get("disk_format"),
+                   container_format=meta.get("container_format"),
+                   size=int(size) if size and size.isdigit() else None,
+                   checksum=meta.get("checksum"), properties=props)
+
+
+class Glance:
+    """The image service of one cloud, at the API version discovery chose."""
+
+    def __init__(self, api: ImageApi, where: str):
+        self.api = api
+        self.version = api.version
+        self.ad: ksa_adapter.Adapter = api.adapter
+        self.where = where
+        self.service = f"Glance v{api.version}"
+
+    # --- plumbing ---------------------------------------------------------
+
+    def _call(self, method: str, url: str, *, ok: tuple[int, ...] = (), step: str = "upload",
+              **kwargs: Any) -> Any:
+        with cloud_errors(self.where, step):
+            resp = self.ad.request(url, method, raise_exc=False, **kwargs)
+        if resp.status_code >= 400 and resp.status_code not in ok:
+            raise response_error(resp, self.service, where=self.where, step=step)
+        return resp
+
+    def _send_data(self, method: str, url: str, body: Any, **kwargs: Any) -> Any:
+        """A request carrying the image: sent once (no re-auth, no retry)."""
+        headers = {**OCTET, **kwargs.pop("headers", {})}
+        return self._call(method, url, data=body, headers=headers, allow_reauth=False,
+                          connect_retries=0, **kwargs)
+
+    # --- images -----------------------------------------------------------
+
+    def find(self, name: str) -> list[Image]:
+        """Images called ``name`` that this project can see."""
+        if self.version == "1":
+            body = self._call("GET", "images/detail", params={"name": name}).json()
+            images = [Image.from_v1(i) for i in body.get("images", [])]
+        else:
+            body = self._call("GET", "images", params={"name": name}).json()
+            images = [Image.from_v2(i) for i in body.get("images", [])]
+        return [i for i in images if i.name == name]
+
+    def list_all(self, step: str = "retention") -> list[Image]:
+        """Every image this project can see (following v2's ``next`` links)."""
+        if self.version == "1":
+            body = self._call("GET", "images/detail", params={"limit": 1000}, step=step).json()
+            return [Image.from_v1(i) for i in body.get("images", [])]
+        images, url, params = [], "images", {"limit": 200}
+        while url:
+            body = self._call("GET", url, params=params, step=step).json()
+            images += [Image.from_v2(i) for i in body.get("images", [])]
+            nxt = body.get("next")
+            url, params = (nxt.split("/v2/", 1)[-1].lstrip("/") if nxt else None), None
+        return images
+
+    def get(self, image_id: str) -> Image:
+        if self.version == "1":
+            resp = self._call("HEAD", f"images/{image_id}")
+            return Image.from_v1_headers(resp.headers)
+        return Image.from_v2(self._call("GET", f"images/{image_id}").json())
+
+    def delete(self, image_id: str) -> bool:
+        """Delete an image; False if it was already gone."""
+        resp = self._call("DELETE", f"images/{image_id}", ok=(404,), step="cleanup")
+        return resp.status_code != 404
+
+    def create_v1(self, fields: Mapping[str, Any], properties: Mapping[str, str],
+                  body: Any) -> Image:
+        """Glance v1: one POST with ``x-image-meta-*`` headers and the data."""
+        headers = {f"{V1_META}{k}": str(v) for k, v in fields.items() if v is not None}
+        headers.update({f"{V1_PROP}{k}": str(v) for k, v in properties.items()})
+        resp = self._send_data("POST", "images", body, headers=headers)
+        return Image.from_v1(resp.json()["image"])
+
+    def create_v2(self, fields: Mapping[str, Any], properties: Mapping[str, str]) -> Image:
+        """Glance v2: the image record, still ``queued``; extra properties are strings."""
+        body = {k: v for k, v in fields.items() if v is not None}
+        body.update({k: str(v) for k, v in properties.items()})
+        return Image.from_v2(self._call("POST", "images", json=body).json())
+
+    def put_file(self, image_id: str, body: Any) -> None:
+        self._send_data("PUT", f"images/{image_id}/file", body)
+
+    def stage(self, image_id: str, body: Any) -> None:
+        """Interoperable import, step one: the data into the staging area."""
+        self._send_data("PUT", f"images/{image_id}/stage", body)
+
+    def import_image(self, image_id: str, method: str, uri: str | None = None) -> None:
+        """Interoperable import, step two: ask Glance to import by ``method``."""
+        spec: dict[str, Any] = {"name": method}
+        if uri:
+            spec["uri"] = uri
+        self._call("POST", f"images/{image_id}/import", json={"method": spec})
+
+    def set_properties(self, image: Image, properties: Mapping[str, str]) -> None:
+        """Add or replace properties (v2 JSON patch, v1 property headers)."""
+        missing = {k: str(v) for k, v in properties.items() if image.properties.get(k) != str(v)}
+        if not missing:
+            return
+        if self.version == "1":
+            # v1 replaces every property with those sent (purge-props defaults to true):
+            # send them all, and ask it not to purge.
+            merged = {**{k: str(v) for k, v in image.properties.items()}, **missing}
+            headers = {f"{V1_PROP}{k}": v for k, v in merged.items()}
+            self._call("PUT", f"images/{image.id}",
+                       headers={**headers, "x-glance-registry-purge-props": "false"})
+            return
+        patch = [{"op": "add", "path": f"/{k}", "value": v} for k, v in missing.items()]
+        self._call("PATCH", f"images/{image.id}", json=patch, headers=JSON_PATCH)
+
+    def wait_active(self, image_id: str, timeout: float, poll: float) -> Image:
+        """Poll until ``active``; ``killed`` and failed imports fail with what Glance says."""
+        status = "unknown"
+        try:
+            for _ in iterate_timeout(timeout, "image not active", wait=poll):
+                try:
+                    image = self.get(image_id)
+                except errors.Retriable as e:     # a poll may fail; the wait goes on
+                    LOG.debug("%s: polling image %s: %s", self.where, image_id, e)
+                    continue
+                status = image.status
+                if status == "active":
+                    return image
+                failed = image.properties.get("os_glance_failed_import")
+                if status in FAILED or failed or status not in WAITING:
+                    detail = f" (import failed in {failed})" if failed else ""
+                    raise errors.UploadError(f"{self.service} image {image_id} went to "
+                                             f"{status}{detail}", where=self.where)
+        except errors.WaitTimeout as e:
+            raise errors.WaitTimeout(f"{self.service} image {image_id} still {status} after "
+                                     f"{timeout:g} s", where=self.where, step="upload") from e
+        raise AssertionError("unreachable")
+
+    # --- tasks ------------------------------------------------------------
+
+    def create_import_task(self, import_from: str, disk_format: str,
+                           image_properties: Mapping[str, Any]) -> str:
+        """POST /v2/tasks type import; returns the task id."""
+        body = {"type": "import", "input": {"import_from": import_from,
+                                            "import_from_format": disk_format,
+                                            "image_properties": dict(image_properties)}}
+        return self._call("POST", "tasks", json=body).json()["id"]
+
+    def wait_task(self, task_id: str, timeout: float, poll: float) -> str:
+        """Poll an import task to success; returns the image id it made."""
+        status = "unknown"
+        try:
+            for _ in iterate_timeout(timeout, "task not done", wait=poll):
+                try:
+                    task = self._call("GET", f"tasks/{task_id}").json()
+                except errors.Retriable as e:
+                    LOG.debug("%s: polling task %s: %s", self.where, task_id, e)
+                    continue
+                status = task.get("status", "")
+                if status == "success":
+                    image_id = (task.get("result") or {}).get("image_id")
+                    if not image_id:
+                        raise errors.UploadError(f"import task {task_id} succeeded without "
+                                                 "an image id", where=self.where)
+                    return image_id
+                if status == "failure":
+                    message = task.get("message") or "no message"
+                    raise errors.UploadError(f"import task {task_id} failed: {message}",
+                                             where=self.where)
+        except errors.WaitTimeout as e:
+            raise errors.WaitTimeout(f"import task {task_id} still {status} after "
+                                     f"{timeout:g} s", where=self.where, step="upload") from e
+        raise AssertionError("unreachable")
+
+    def task_image_id(self, task_id: str) -> str | None:
+        """The image a task made, if any (to clean up after a failed task)."""
+        try:
+            task = self._call("GET", f"tasks/{task_id}", step="cleanup").json()
+        except errors.PipelineError:
+            return None
+        return (task.get("result") or {}).get("image_id")

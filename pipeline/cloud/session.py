@@ -1,0 +1,264 @@
+"""One keystoneauth1 Session per cloud, one Adapter per service.
+
+The Session comes from the cloud's ``clouds.yaml`` entry through keystoneauth's
+plugin loaders (password and application-credential auth, identity v2.0 and
+v3, region, interface, verify/cacert).  keystoneauth's own request log hashes
+tokens and never logs the authentication body; our own log lines only ever
+see ``CloudConfig.redacted()``.  Foreign errors become ``PipelineError`` here,
+at the boundary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import keystoneauth1.exceptions as ksa_exc
+from keystoneauth1 import adapter as ksa_adapter
+from keystoneauth1 import loading
+from keystoneauth1 import session as ksa_session
+
+from pipeline.core import errors
+from pipeline.settings.clouds import CloudConfig
+
+LOG = logging.getLogger(__name__)
+
+USER_AGENT = "imagefleet"
+
+# clouds.yaml (os-client-config) names that differ from keystoneauth's.
+_V2_RENAMES = {"project_name": "tenant_name", "project_id": "tenant_id"}
+
+
+def choose_auth_type(entry: Mapping[str, Any]) -> str:
+    """The keystoneauth plugin name for a clouds.yaml entry (os-client-config's rules).
+
+    An explicit ``auth_type`` wins; ``identity_api_version`` turns the generic
+    ``password``/``token`` into ``v2password``/``v3password``; application
+    credentials pick ``v3applicationcredential``.
+    """
+    auth = entry.get("auth") or {}
+    auth_type = entry.get("auth_type")
+    if not auth_type:
+        if auth.get("application_credential_id") or auth.get("application_credential_name"):
+            auth_type = "v3applicationcredential"
+        elif auth.get("token") and not auth.get("password"):
+            auth_type = "token"
+        else:
+            auth_type = "password"
+    version = str(entry.get("identity_api_version") or "").split(".")[0]
+    if auth_type in ("password", "token") and version in ("2", "3"):
+        auth_type = f"v{version}{auth_type}"
+    return auth_type
+
+
+def auth_options(auth_type: str, auth: Mapping[str, Any]) -> dict[str, Any]:
+    """The subset of ``auth`` the plugin accepts, renamed to its option names."""
+    try:
+        loader = loading.get_plugin_loader(auth_type)
+    except ksa_exc.NoMatchingPlugin as e:
+        raise errors.ConfigError(f"unknown auth_type {auth_type!r}", key="auth_type") from e
+    accepted: dict[str, str] = {}
+    for opt in loader.get_options():
+        accepted[opt.dest] = opt.dest
+        for dep in opt.deprecated:
+            accepted.setdefault(dep.dest, opt.dest)
+    given = {k: v for k, v in auth.items() if v not in (None, "")}
+    if auth_type.startswith("v2"):
+        given = {_V2_RENAMES.get(k, k): v for k, v in given.items()}
+    options = {accepted[k]: v for k, v in given.items() if k in accepted}
+    if auth_type in ("v3password", "v3applicationcredential", "v3token"):
+        # Keystone v3 needs a domain for names; os-client-config assumes "default".
+        if options.get("username") and not (options.get("user_domain_id")
+                                            or options.get("user_domain_name")):
+            options["user_domain_id"] = "default"
+        if options.get("project_name") and not (options.get("project_domain_id")
+                                                or options.get("project_domain_name")):
+            options["project_domain_id"] = "default"
+    return options
+
+
+def verify_option(entry: Mapping[str, Any]) -> bool | str:
+    """requests' ``verify``: False, True or the CA bundle path (``cacert``)."""
+    verify = entry.get("verify", True)
+    if isinstance(verify, str):
+        verify = verify.strip().lower() not in ("false", "no", "0", "off")
+    if verify is False:
+        return False
+    return entry.get("cacert") or True
+
+
+# The secret each common plugin needs; keystoneauth does not mark these
+# required, so without one it fails late with a TypeError from the plugin.
+_SECRET_OPTION = {
+    "password": "password", "v2password": "password", "v3password": "password",
+    "token": "token", "v2token": "token", "v3token": "token",
+    "v3applicationcredential": "application_credential_secret",
+    "v3totp": "passcode",
+}
+
+
+def missing_secret(auth_type: str, options: Mapping[str, Any]) -> str | None:
+    """The secret option ``auth_type`` needs that ``options`` lacks, if any."""
+    name = _SECRET_OPTION.get(auth_type)
+    return name if name and not options.get(name) else None
+
+
+def auth_plugin(cloud: CloudConfig):
+    """The keystoneauth plugin for ``cloud``, built without any network traffic.
+
+    Every way the entry can be incomplete is a ``ConfigError`` naming the file
+    and the key, so ``check-config`` refuses it before any work is done.
+    """
+    auth_type = choose_auth_type(cloud.config)
+    key = f"clouds.{cloud.name}.auth"
+    try:
+        loader = loading.get_plugin_loader(auth_type)
+    except ksa_exc.NoMatchingPlugin as e:
+        raise errors.ConfigError(f"unknown auth_type {auth_type!r}", file=cloud.path,
+                                 key=f"clouds.{cloud.name}.auth_type") from e
+    options = auth_options(auth_type, cloud.auth)
+    missing = [secret] if (secret := missing_secret(auth_type, options)) else []
+    try:
+        plugin = loader.load_from_options(**options)
+    except ksa_exc.MissingRequiredOptions as e:
+        missing = [o.dest for o in e.options] + missing
+    except (ksa_exc.OptionError, TypeError) as e:   # a plugin's own checks
+        if not missing:
+            detail = str(e).split(": ", 1)[-1] if isinstance(e, TypeError) else str(e)
+            raise errors.ConfigError(f"incomplete auth for auth_type {auth_type} ({detail})",
+                                     file=cloud.path, key=key) from e
+    if missing:
+        raise errors.ConfigError(f"missing {', '.join(missing)} for auth_type {auth_type}",
+                                 file=cloud.path, key=key)
+    return plugin
+
+
+def make_session(cloud: CloudConfig) -> ksa_session.Session:
+    """The one keystoneauth1 Session for ``cloud``."""
+    entry = cloud.config
+    auth_type = choose_auth_type(entry)
+    plugin = auth_plugin(cloud)
+    cert = entry.get("cert")
+    if cert and entry.get("key"):
+        cert = (cert, entry["key"])
+    LOG.debug("%s: session with %s auth, region %s, interface %s",
+              cloud.name, auth_type, cloud.region_name, cloud.interface)
+    return ksa_session.Session(auth=plugin, verify=verify_option(entry), cert=cert,
+                               app_name=USER_AGENT)
+
+
+def adapter(session: ksa_session.Session, cloud: CloudConfig, service_type: str,
+            **kwargs: Any) -> ksa_adapter.Adapter:
+    """An Adapter for one service of ``cloud``; ``<service>_endpoint_override`` is honoured."""
+    override = cloud.config.get(f"{service_type.replace('-', '_')}_endpoint_override")
+    if override and "endpoint_override" not in kwargs:
+        kwargs["endpoint_override"] = override
+    return ksa_adapter.Adapter(session, service_type=service_type,
+                               interface=cloud.interface, region_name=cloud.region_name,
+                               **kwargs)
+
+
+def has_service(session: ksa_session.Session, cloud: CloudConfig, service_type: str) -> bool:
+    """Whether the catalog offers ``service_type`` at the cloud's region and interface."""
+    with cloud_errors(cloud.name, "discovery"):
+        try:
+            return bool(session.get_endpoint(service_type=service_type,
+                                             interface=cloud.interface,
+                                             region_name=cloud.region_name))
+        except ksa_exc.EndpointNotFound:
+            return False
+
+
+def error_message(body: Any, text: str = "") -> str:
+    """The human part of an OpenStack error body (Glance, Nova, Keystone, Swift shapes)."""
+    if isinstance(body, dict):
+        if isinstance(body.get("message"), str):
+            return body["message"]
+        for value in body.values():
+            if isinstance(value, dict) and isinstance(value.get("message"), str):
+                return value["message"]
+            if isinstance(value, str) and value:
+                return value
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    # webob's plain-text pages start with the status line; the explanation follows.
+    if len(lines) > 1 and lines[0][:3].isdigit():
+        lines = lines[1:]
+    return " ".join(lines)[:300]
+
+
+def response_error(resp: Any, service: str, *, where: str | None = None,
+                   step: str | None = None) -> errors.PipelineError:
+    """The ``PipelineError`` for a failed HTTP response (status table + quota wording)."""
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    message = error_message(body, getattr(resp, "text", "") or "") or resp.reason or ""
+    cause = f"{service} returned {resp.status_code}"
+    if message:
+        cause += f" ({message})"
+    method = getattr(getattr(resp, "request", None), "method", None)
+    if resp.status_code in (403, 409) and "quota" in message.lower():
+        return errors.QuotaExceeded(cause, where=where, step=step)
+    return errors.from_status(resp.status_code, cause, method=method, url=resp.url,
+                              where=where, step=step)
+
+
+def translate(exc: Exception, *, where: str | None = None,
+              step: str | None = None) -> errors.PipelineError:
+    """Map a keystoneauth1 exception onto the pipeline's error tree."""
+    if isinstance(exc, ksa_exc.HttpError):
+        resp = exc.response
+        if resp is not None:
+            err = response_error(resp, _service_of(exc), where=where, step=step)
+        else:
+            err = errors.from_status(exc.http_status or 500, exc.message or str(exc),
+                                     where=where, step=step)
+        if isinstance(err, errors.Unauthorized) and _is_auth_request(exc):
+            err.cause = f"Keystone rejected the credentials ({exc.http_status})"
+            err.step = "auth"
+        return err
+    if isinstance(exc, ksa_exc.SSLError):
+        return errors.CloudError(f"TLS failure: {_short(exc)}", where=where, step=step)
+    if isinstance(exc, ksa_exc.ConnectionError):
+        return errors.ConnectionFailed(f"connection failed: {_short(exc)}",
+                                       where=where, step=step)
+    if isinstance(exc, ksa_exc.EndpointNotFound | ksa_exc.CatalogException):
+        return errors.EndpointNotFound(f"no endpoint: {_short(exc)}", where=where)
+    if isinstance(exc, ksa_exc.DiscoveryFailure):
+        return errors.EndpointNotFound(f"version discovery failed: {_short(exc)}",
+                                       where=where)
+    if isinstance(exc, ksa_exc.AuthorizationFailure):
+        return errors.Unauthorized(f"authentication failed: {_short(exc)}",
+                                   where=where, step="auth")
+    return errors.CloudError(_short(exc), where=where, step=step)
+
+
+@contextlib.contextmanager
+def cloud_errors(where: str | None, step: str | None = None) -> Iterator[None]:
+    """Re-raise keystoneauth1 exceptions as ``PipelineError`` (``raise ... from e``)."""
+    try:
+        yield
+    except ksa_exc.ClientException as e:
+        raise translate(e, where=where, step=step) from e
+    except errors.PipelineError as e:
+        e.at(where, step)
+        raise
+
+
+def _service_of(exc: ksa_exc.HttpError) -> str:
+    if _is_auth_request(exc):
+        return "Keystone"
+    return "the cloud"
+
+
+def _is_auth_request(exc: ksa_exc.HttpError) -> bool:
+    url = getattr(exc, "url", "") or ""
+    return "/tokens" in url or "/auth/" in url
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

@@ -1,0 +1,381 @@
+"""Upload one converted image to one cloud: the single call ``UploadImage`` makes.
+
+``upload_image`` picks the Glance API and the mechanism (pure decisions in
+``discovery`` and ``mechanism``), skips the upload when an active image of ours
+with the same name and sha256 is already there, streams the file, waits for
+``active``, compares Glance's checksums with ours, and returns a JSON-ready
+``UploadRecord``.  Any failure (or an interrupt) deletes what the attempt made:
+the half image and the staged Swift object.  Retriable errors (5xx, a reset
+connection) start over from the beginning with backoff, up to a cap; a 401 on
+the data request re-authenticates once; 413 and quota errors fail at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from keystoneauth1 import session as ksa_session
+
+from pipeline.cloud.discovery import ImageApi, discover_image_api
+from pipeline.cloud.glance import Glance, Image
+from pipeline.cloud.mechanism import Mechanism, choose_upload_mechanism
+from pipeline.cloud.session import cloud_errors, has_service, make_session
+from pipeline.cloud.staging import StagedObject, SwiftStaging
+from pipeline.core import errors
+from pipeline.core.checksums import Digests, file_digests
+from pipeline.core.progress import FileBody, Progress, ProgressFactory, make_progress
+from pipeline.core.waiting import iterate_timeout
+from pipeline.image.convert import check_converted
+from pipeline.settings.clouds import Cloud
+
+LOG = logging.getLogger(__name__)
+
+MANAGED = "imagefleet_managed"
+DEFAULT_ACTIVE_TIMEOUT = 1800
+TEMP_URL_SECONDS = 6 * 3600
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """What identifies a build in every cloud: ``<image_name>-<build_id>`` plus properties."""
+
+    build_id: str
+    digest: str           # digest of the source (base) image
+    image_name: str
+
+    @property
+    def cloud_image_name(self) -> str:
+        return f"{self.image_name}-{self.build_id}"
+
+
+@dataclass
+class UploadRecord:
+    """The output of ``UploadImage``: what arrived where, how, and what it cost."""
+
+    cloud: str
+    image_id: str
+    image_name: str
+    mechanism: str
+    api_version: str
+    disk_format: str
+    checksum: str             # md5, as Glance reports it
+    sha256: str
+    size: int
+    bytes: int                # bytes sent by the successful attempt (0: skipped)
+    seconds: float
+    attempts: int = 1
+    skipped: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def image_properties(build: BuildInfo, disk_format: str, digests: Digests,
+                     extra: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The properties that make an image findable as ours (and by content)."""
+    props = {str(k): str(v) for k, v in (extra or {}).items()}
+    props.update({
+        MANAGED: "true",
+        "imagefleet_build": build.build_id,
+        "imagefleet_digest": build.digest,
+        "imagefleet_format": disk_format,
+        "imagefleet_md5": digests.md5,
+        "imagefleet_sha256": digests.sha256,
+        "imagefleet_sha512": digests.sha512,
+    })
+    return props
+
+
+def is_ours(image: Image, build: BuildInfo) -> bool:
+    """Ours and of this build: the only images upload or cleanup may delete."""
+    props = image.properties
+    return props.get(MANAGED) == "true" and props.get("imagefleet_build") == build.build_id
+
+
+def reusable(image: Image, build: BuildInfo, disk_format: str, digests: Digests) -> bool:
+    """An active image of ours with the same content: a rerun uploads nothing."""
+    return (is_ours(image, build) and image.status == "active"
+            and image.properties.get("imagefleet_sha256") == digests.sha256
+            and image.disk_format == disk_format
+            and (image.checksum is None or image.checksum == digests.md5))
+
+
+def checksum_problem(image: Image, digests: Digests) -> str | None:
+    """None if Glance's checksum, os_hash_value and size agree with ours, else what differs."""
+    if image.checksum and image.checksum != digests.md5:
+        return f"md5 {image.checksum} != ours {digests.md5}"
+    if image.os_hash_algo and image.os_hash_value:
+        ours = digests.get(image.os_hash_algo)
+        if ours and ours != image.os_hash_value:
+            return f"{image.os_hash_algo} differs from ours"
+    if image.size is not None and image.size != digests.size:
+        return f"size {image.size} != ours {digests.size}"
+    if not image.checksum and not image.os_hash_value:
+        return "Glance reports no checksum"
+    return None
+
+
+@dataclass
+class _Attempt:
+    """What one attempt has made so far, so a failure can remove it."""
+
+    images: list[str] = field(default_factory=list)
+    task_id: str | None = None
+    staged: StagedObject | None = None
+
+
+class _Upload:
+    """One image to one cloud; ``run`` is ``upload_image``."""
+
+    digests: Digests            # these three are known once ``run`` has started
+    glance: Glance
+    props: dict[str, str]
+
+    def __init__(self, cloud: Cloud, path: Path, build: BuildInfo,
+                 session: ksa_session.Session, progress: ProgressFactory,
+                 poll_interval: float):
+        self.cloud = cloud
+        self.where = cloud.name
+        self.path = path
+        self.build = build
+        self.session = session
+        self.progress_factory = progress
+        self.poll = poll_interval
+        self.profile = cloud.profile
+        self.disk_format = cloud.disk_format
+        self.name = build.cloud_image_name
+        self.timeout = float(self.profile.get("image.active_timeout") or DEFAULT_ACTIVE_TIMEOUT)
+        self.container_format = self.profile.get("image.container_format") or "bare"
+        self.visibility = self.profile.get("image.visibility") or "private"
+        self.staging = SwiftStaging(session, cloud.config,
+                                    container=self.profile.get("image.staging_container"),
+                                    delete_after=self.profile.get("image.staging_delete_after"))
+
+    # --- the mechanisms: each returns the id of the image it made --------
+
+    def _fields(self) -> dict[str, Any]:
+        return {"name": self.name, "disk_format": self.disk_format,
+                "container_format": self.container_format}
+
+    def put_v1(self, attempt: _Attempt, progress: Progress) -> str:
+        fields = {**self._fields(), "size": self.digests.size, "checksum": self.digests.md5,
+                  "is_public": str(self.visibility == "public")}
+        with FileBody(self.path, progress) as body:
+            image = self.glance.create_v1(fields, self.props, body)
+        attempt.images.append(image.id)
+        return image.id
+
+    def put_v2(self, attempt: _Attempt, progress: Progress) -> str:
+        image = self.glance.create_v2({**self._fields(), "visibility": self.visibility},
+                                      self.props)
+        attempt.images.append(image.id)
+        with FileBody(self.path, progress) as body:
+            self.glance.put_file(image.id, body)
+        return image.id
+
+    def glance_direct(self, attempt: _Attempt, progress: Progress) -> str:
+        image = self.glance.create_v2({**self._fields(), "visibility": self.visibility},
+                                      self.props)
+        attempt.images.append(image.id)
+        with FileBody(self.path, progress) as body:
+            self.glance.stage(image.id, body)
+        self.glance.import_image(image.id, "glance-direct")
+        return image.id
+
+    def _stage(self, attempt: _Attempt, progress: Progress) -> StagedObject:
+        attempt.staged = self.staging.plan(f"{self.name}.{self.disk_format}", self.digests.size)
+        return self.staging.upload(self.path, attempt.staged, progress)
+
+    def task(self, attempt: _Attempt, progress: Progress) -> str:
+        staged = self._stage(attempt, progress)
+        # Rackspace-style clouds take "container/object"; upstream Glance wants a URL.
+        source = (self.staging.temp_url(staged, TEMP_URL_SECONDS)
+                  if self.profile.get("image.task_import_from") == "temp-url"
+                  else staged.import_from)
+        attempt.task_id = self.glance.create_import_task(
+            source, self.disk_format, {**self._fields(), **self.props})
+        image_id = self.glance.wait_task(attempt.task_id, self.timeout, self.poll)
+        attempt.images.append(image_id)
+        return image_id
+
+    def web_download(self, attempt: _Attempt, progress: Progress) -> str:
+        staged = self._stage(attempt, progress)
+        url = self.staging.temp_url(staged, TEMP_URL_SECONDS)
+        image = self.glance.create_v2({**self._fields(), "visibility": self.visibility},
+                                      self.props)
+        attempt.images.append(image.id)
+        self.glance.import_image(image.id, "web-download", uri=url)
+        return image.id
+
+    RUN = {Mechanism.PUT_V1: put_v1, Mechanism.PUT_V2: put_v2, Mechanism.TASK: task,
+           Mechanism.GLANCE_DIRECT: glance_direct, Mechanism.WEB_DOWNLOAD: web_download}
+
+    # --- the whole upload -------------------------------------------------
+
+    def run(self, max_attempts: int, retry_wait: float, retry_timeout: float) -> UploadRecord:
+        start = time.monotonic()
+        self.digests = file_digests(self.path)
+        with cloud_errors(self.where, "upload"):
+            # Only the vendor profile pins the version: clouds.yaml's image_api_version
+            # is an openstacksdk hint, and discovery knows better.
+            api = discover_image_api(self.session, self.cloud.config,
+                                     self.profile.get("image.api_version"))
+            self.glance = Glance(api, self.where)
+            mechanism = self._mechanism(api)
+            self.props = image_properties(self.build, self.disk_format, self.digests,
+                                          self.profile.get("image.properties"))
+            existing = self._existing()
+            if existing is not None:
+                LOG.info("%s: %s already active as %s (same sha256); nothing to upload",
+                         self.where, self.name, existing.id)
+                if mechanism in (Mechanism.TASK, Mechanism.WEB_DOWNLOAD):
+                    # A run killed while its import task ran left the staged copy behind.
+                    self.staging.delete(self.staging.plan(f"{self.name}.{self.disk_format}",
+                                                          self.digests.size))
+                return self._record(existing, mechanism, start, sent=0, attempts=0, skipped=True)
+            LOG.info("%s: uploading %s (%s, %d bytes) as %s by %s", self.where, self.path.name,
+                     self.disk_format, self.digests.size, self.name, mechanism.value)
+            progress = self.progress_factory(self.digests.size, f"{self.where}: upload")
+            try:
+                image, attempts = self._attempts(mechanism, progress, max_attempts,
+                                                 retry_wait, retry_timeout)
+                sent = progress.done
+            finally:
+                progress.close()
+            self._drop_superseded(image)
+        record = self._record(image, mechanism, start, sent=sent, attempts=attempts)
+        LOG.info("%s: %s active as %s in %.1f s", self.where, self.name, image.id,
+                 record.seconds)
+        return record
+
+    def _mechanism(self, api: ImageApi) -> Mechanism:
+        has_swift = has_service(self.session, self.cloud.config, "object-store")
+        return choose_upload_mechanism(self.profile.get("image.upload"), api.version,
+                                       api.import_methods, has_swift)
+
+    def _attempts(self, mechanism: Mechanism, progress: Progress, max_attempts: int,
+                  retry_wait: float, retry_timeout: float) -> tuple[Image, int]:
+        reauthenticated = False
+        for number in iterate_timeout(retry_timeout, "upload kept failing", wait=retry_wait,
+                                      max_wait=max(retry_wait, 60.0), where=self.where,
+                                      step="upload"):
+            attempt = _Attempt()
+            progress.reset()
+            try:
+                return self._once(mechanism, attempt, progress), number + 1
+            except errors.Unauthorized as e:
+                self._cleanup(attempt)
+                if reauthenticated or e.step == "auth":
+                    raise
+                reauthenticated = True
+                LOG.warning("%s: %s; re-authenticating once", self.where, e.cause)
+                self.session.invalidate()
+            except errors.PipelineError as e:
+                self._cleanup(attempt)
+                if not errors.is_retriable(e) or number + 1 >= max_attempts:
+                    raise
+                LOG.warning("%s: %s; starting over (attempt %d of %d)", self.where, e.cause,
+                            number + 2, max_attempts)
+            except BaseException:
+                self._cleanup(attempt)
+                raise
+        raise AssertionError("unreachable")
+
+    def _once(self, mechanism: Mechanism, attempt: _Attempt, progress: Progress) -> Image:
+        self._sweep()
+        image_id = self.RUN[mechanism](self, attempt, progress)
+        image = self.glance.wait_active(image_id, self.timeout, self.poll)
+        problem = checksum_problem(image, self.digests)
+        if problem:
+            raise errors.ChecksumMismatch(f"image {image.id}: {problem}", where=self.where)
+        if image.disk_format != self.disk_format:
+            raise errors.UploadError(f"image {image.id} arrived as {image.disk_format}, "
+                                     f"not {self.disk_format}", where=self.where)
+        self.glance.set_properties(image, self.props)
+        if attempt.staged is not None:
+            staged, attempt.staged = attempt.staged, None
+            try:
+                self.staging.delete(staged)
+            except errors.PipelineError as e:   # the image is good; X-Delete-After remains
+                LOG.warning("%s: staged object left to expire: %s", self.where, e)
+        return image
+
+    # --- what is already there, and what to remove ------------------------
+
+    def _ours(self) -> list[Image]:
+        return [i for i in self.glance.find(self.name) if is_ours(i, self.build)]
+
+    def _existing(self) -> Image | None:
+        for image in self._ours():
+            if reusable(image, self.build, self.disk_format, self.digests):
+                return image
+        return None
+
+    def _sweep(self) -> None:
+        """Delete our unfinished images of this name (left by an interrupted run)."""
+        for image in self._ours():
+            if image.status != "active":
+                LOG.info("%s: deleting unfinished image %s (%s)", self.where, image.id,
+                         image.status)
+                self.glance.delete(image.id)
+
+    def _drop_superseded(self, keep: Image) -> None:
+        """Same build, other content (the file was rebuilt): the new image replaces it."""
+        for image in self._ours():
+            if image.id != keep.id:
+                LOG.info("%s: deleting superseded image %s", self.where, image.id)
+                self.glance.delete(image.id)
+
+    def _cleanup(self, attempt: _Attempt) -> None:
+        """Remove what a failed attempt made; never masks the failure."""
+        steps = [lambda i=i: self.glance.delete(i) for i in attempt.images]
+        if attempt.task_id:
+            steps.append(lambda: self._delete_task_image(attempt.task_id))
+        steps.append(self._sweep)
+        if attempt.staged is not None:
+            steps.append(lambda: self.staging.delete(attempt.staged))
+        for step in steps:
+            try:
+                step()
+            except Exception as e:  # noqa: BLE001 - cleanup must go on
+                LOG.warning("%s: cleanup: %s", self.where, e)
+
+    def _delete_task_image(self, task_id: str) -> None:
+        image_id = self.glance.task_image_id(task_id)
+        if image_id:
+            self.glance.delete(image_id)
+
+    def _record(self, image: Image, mechanism: Mechanism, start: float, *, sent: int,
+                attempts: int, skipped: bool = False) -> UploadRecord:
+        return UploadRecord(
+            cloud=self.where, image_id=image.id, image_name=self.name,
+            mechanism=mechanism.value, api_version=self.glance.version,
+            disk_format=self.disk_format, checksum=image.checksum or self.digests.md5,
+            sha256=self.digests.sha256, size=self.digests.size, bytes=sent,
+            seconds=round(time.monotonic() - start, 3), attempts=attempts, skipped=skipped)
+
+
+def upload_image(cloud: Cloud, image_path: str | os.PathLike, build: BuildInfo, *,
+                 session: ksa_session.Session | None = None,
+                 progress: ProgressFactory = make_progress, poll_interval: float = 2.0,
+                 max_attempts: int = 4, retry_wait: float = 2.0,
+                 retry_timeout: float = 12 * 3600) -> UploadRecord:
+    """Make ``image_path`` an active, verified Glance image in ``cloud``; idempotent.
+
+    ``session`` is the cloud's one keystoneauth Session (made from its
+    clouds.yaml entry if not given).  Raises a ``PipelineError`` naming the
+    cloud; nothing of the failed upload is left behind.
+    """
+    path = Path(image_path)
+    if not path.is_file():
+        raise errors.UploadError(f"{path}: no such image file", where=cloud.name)
+    check_converted(path, cloud.disk_format, where=cloud.name, step="check before upload")
+    session = session or make_session(cloud.config)
+    upload = _Upload(cloud, path, build, session, progress, poll_interval)
+    return upload.run(max_attempts, retry_wait, retry_timeout)

@@ -1,0 +1,337 @@
+"""Prove an upload: boot it on its cloud, reach it the way that cloud allows, read our build id.
+
+``verify_image`` is the single call ``VerifyImage`` makes: flavor and network
+(pure choices in ``addresses``), a temporary keypair, our own security group,
+the server (config drive on), ACTIVE within the boot timeout, the external
+address (``addresses.external_ipv4``, or a floating IP we make), a rule for
+the check port opened narrowly for the check only, then SSH: banner, login
+with the key, ``cat /etc/imagefleet-build``.  Whatever happens, the ``finally``
+removes the rule, the server, the floating IPs and group we made and the
+keypair.  ``local_boot`` runs the same check on a converted file in qemu
+here, so a broken image never reaches a cloud.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from keystoneauth1 import session as ksa_session
+
+from pipeline.cloud import addresses, reach
+from pipeline.cloud.cleanup import Journal, resource_name, server_metadata
+from pipeline.cloud.compute import console_tail, elapsed
+from pipeline.cloud.keys import temporary_keypair
+from pipeline.cloud.netaccess import NetworkAccess, checker_address, clients
+from pipeline.cloud.retention import record_failed_verify
+from pipeline.cloud.session import make_session
+from pipeline.cloud.upload import BuildInfo
+from pipeline.core.errors import (
+    BootError,
+    PipelineError,
+    ReachabilityError,
+    VerifyError,
+    WaitTimeout,
+)
+from pipeline.core.waiting import iterate_timeout
+from pipeline.image import configdrive, vm
+from pipeline.image.convert import check_converted
+from pipeline.settings.clouds import Cloud
+
+LOG = logging.getLogger(__name__)
+
+LOGIN_USER = "debian"              # elements/imagefleet-base/README.rst
+DEFAULT_BOOT_TIMEOUT = 900
+DEFAULT_MIN_RAM_MB = 512
+DEFAULT_CHECK_PORT = 22
+# The image takes keys (and static networking) only from a config drive: its
+# cloud-init has the ConfigDrive and NoCloud datasources, no metadata service.
+# So every test boot asks for one, whether the profile's networking is static or not.
+CONFIG_DRIVE = True
+
+
+@dataclass
+class VerifyRecord:
+    """The output of ``VerifyImage``: which server answered where, how, and how fast."""
+
+    cloud: str
+    image_id: str
+    verified: bool
+    reason: str | None = None
+    server_id: str | None = None
+    server_name: str | None = None
+    flavor: str | None = None
+    network: str | None = None
+    address: str | None = None
+    address_source: str | None = None
+    check_port: int | None = None
+    check_cidr: str | None = None
+    seconds_to_active: float | None = None
+    seconds_to_reachable: float | None = None
+    build_id: str | None = None
+    banner: str | None = None
+    host_key: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def wait_for_banner(host: str, port: int, *, timeout: float, vm_: vm.Vm | None = None,
+                    where: str | None = None, poll: float = 1.0) -> reach.ReachResult:
+    """Only the first stage of ``reach.wait_for_ssh``: for test images that cannot log in."""
+    start = vm_.started_at if vm_ is not None else time.monotonic()
+    last = f"{reach.NO_TCP} (not tried yet)"
+    try:
+        for _ in iterate_timeout(timeout, f"SSH banner from {host}:{port}", wait=poll):
+            if vm_ is not None and not vm_.alive():
+                raise BootError(vm_.describe_exit(), where=where)
+            try:
+                banner = reach.read_banner(host, port, 5.0)
+            except reach._NoBanner as e:      # noqa: SLF001 - reach's own "no banner" signal
+                last = f"{reach.NO_BANNER} ({e})"
+                continue
+            except OSError as e:
+                last = f"{reach.NO_TCP} ({e})"
+                continue
+            seconds = round(time.monotonic() - start, 1)
+            return reach.ReachResult(seconds_to_banner=seconds, seconds_to_login=seconds,
+                                     output="", banner=banner, host_key="")
+    except WaitTimeout:
+        raise ReachabilityError(f"{host}:{port}: no SSH banner within {timeout:g} s; last "
+                                f"stage: {last}", where=where) from None
+    raise AssertionError("unreachable")
+
+
+def _check(host: str, port: int, *, timeout: float, key_path: Path, username: str,
+           login: bool, where: str | None, vm_: vm.Vm | None = None) -> reach.ReachResult:
+    if not login:
+        return wait_for_banner(host, port, timeout=timeout, vm_=vm_, where=where)
+    return reach.wait_for_ssh(host, port, timeout=timeout, key_path=key_path,
+                              username=username, vm=vm_, where=where)
+
+
+def _check_build_id(result: reach.ReachResult, expected: str, where: str | None) -> None:
+    if result.output.strip() != expected:
+        raise VerifyError(f"the server answered but /etc/imagefleet-build reads "
+                          f"{result.output.strip()[:80]!r}, not {expected!r}: not our build",
+                          where=where)
+
+
+class _Verify:
+    """One test boot; ``run`` is ``verify_image``."""
+
+    def __init__(self, cloud: Cloud, session: ksa_session.Session, image_id: str,
+                 build: BuildInfo, work_dir: Path, *, boot_timeout: float | None, poll: float,
+                 login: bool, username: str, min_disk_gb: int | None, journal_dir: Path):
+        self.cloud, self.where, self.profile = cloud, cloud.name, cloud.profile
+        self.image_id, self.build, self.work_dir = image_id, build, work_dir
+        self.poll, self.login, self.username = poll, login, username
+        self.timeout = float(boot_timeout or self.profile.get("compute.boot_timeout")
+                             or DEFAULT_BOOT_TIMEOUT)
+        self.min_disk = max(int(self.profile.get("compute.min_disk_gb") or 0),
+                            int(min_disk_gb or 0))
+        self.c = clients(cloud, session)
+        self.name = resource_name(build.build_id)
+        self.journal = Journal(journal_dir, cloud.name, self.name)
+        self.access = NetworkAccess(cloud, self.c, self.journal.add)
+        self.server_id: str | None = None
+        self.keypair: str | None = None
+        self.record = VerifyRecord(cloud=cloud.name, image_id=image_id, verified=False,
+                                   server_name=self.name)
+
+    def run(self) -> VerifyRecord:
+        with temporary_keypair(self.work_dir, name=self.name) as key:
+            failure: BaseException | None = None
+            try:
+                self._boot_and_check(key)
+            except PipelineError as e:
+                failure = e.at(self.where)
+                raise
+            except BaseException as e:
+                failure = e
+                raise
+            finally:
+                self._cleanup(failure)
+        return self.record
+
+    def _boot_and_check(self, key) -> None:
+        nova, neutron, rec = self.c.nova, self.c.neutron, self.record
+        flavor = addresses.choose_flavor(
+            nova.flavors(), int(self.profile.get("compute.min_ram_mb") or DEFAULT_MIN_RAM_MB),
+            self.min_disk, self.profile.get("compute.flavor"))
+        networks = neutron.networks() if neutron is not None else None
+        network = addresses.choose_network(networks, self.profile.get("network.network"),
+                                           self.profile.get("network.external"))
+        rec.flavor, rec.network = flavor["name"], network
+        nova.create_keypair(self.name, key.public_key)
+        self.keypair = self.name
+        self.journal.add("keypairs", "os-keypairs", self.name)
+        body: dict[str, Any] = {
+            "name": self.name, "imageRef": self.image_id, "flavorRef": flavor["id"],
+            "key_name": self.name, "config_drive": CONFIG_DRIVE,
+            "metadata": server_metadata(self.build.build_id)}
+        if network:
+            body["networks"] = [{"uuid": network}]
+        if self.profile.get("network.security_groups"):
+            group = self.access.create_group(self.name, f"imagefleet verify of {self.image_id}")
+            body["security_groups"] = [{"name": group}]
+        started = time.monotonic()
+        deadline = started + self.timeout
+        self.server_id = nova.create_server(body)["id"]
+        rec.server_id = self.server_id
+        self.journal.add("servers", "servers", self.server_id)
+        LOG.info("%s: server %s (%s, flavor %s) booting image %s", self.where, self.server_id,
+                 self.name, flavor["name"], self.image_id)
+        server = nova.wait_active(self.server_id, self.timeout, self.poll)
+        rec.seconds_to_active = elapsed(started)
+        address, how = self._external_address(server)
+        rec.address, rec.address_source = address, how
+        port = int(self.profile.get("network.check_port") or DEFAULT_CHECK_PORT)
+        rec.check_port = port
+        if self.profile.get("network.security_groups"):
+            rec.check_cidr = addresses.rule_cidr(checker_address(address, port), address,
+                                                 self.profile.get("network.check_cidr"))
+            self.access.open_port(port, rec.check_cidr, self.name)
+        LOG.info("%s: ACTIVE after %.1f s; checking %s:%d (%s)", self.where,
+                 rec.seconds_to_active, address, port, how)
+        try:
+            result = _check(address, port,
+                            timeout=round(max(1.0, deadline - time.monotonic()), 1),
+                            key_path=key.private_key_path, username=self.username,
+                            login=self.login, where=self.where)
+        except ReachabilityError as e:
+            tail = console_tail(nova.console(self.server_id, 30), 3)
+            e.cause += "; console: " + (" | ".join(tail) if tail else "(empty)")
+            raise
+        rec.seconds_to_reachable = elapsed(started)
+        rec.banner, rec.host_key = result.banner, result.host_key or None
+        if self.login:
+            _check_build_id(result, self.build.build_id, self.where)
+            rec.build_id = result.output.strip()
+        rec.verified = True
+        LOG.info("%s: verified: %s answered after %.1f s (build %s)", self.where, address,
+                 rec.seconds_to_reachable, rec.build_id or "not read")
+
+    def _external_address(self, server: dict) -> tuple[str, str]:
+        neutron = self.c.neutron
+        ports = neutron.ports(server["id"]) if neutron is not None else None
+        networks = neutron.networks() if neutron is not None else None
+        found = addresses.external_ipv4(server, ports, networks,
+                                        self.profile.get("network.routable_cidrs") or ())
+        floating_available = self.c.nova_network is not None or (
+            neutron is not None and any(n.get("router:external") for n in networks or []))
+        if addresses.needs_floating_ip(self.profile.get("network.floating_ip") or "auto", found,
+                                       server, floating_available):
+            found = self.access.floating_ip(server, ports, networks,
+                                            self.profile.get("network.floating_network"),
+                                            self.name)
+        if found is None:
+            listed = ", ".join(f"{net}: {e.get('addr')}" for net, entries in
+                               (server.get("addresses") or {}).items() for e in entries)
+            raise ReachabilityError(f"server {server['id']} has no external IPv4 address "
+                                    f"({listed or 'no addresses'}) and the profile allows no "
+                                    "floating IP", where=self.where)
+        return found
+
+    def _cleanup(self, failure: BaseException | None) -> None:
+        """Remove everything this run made; a leak is an error unless one is already raised."""
+        problems: list[str] = []
+
+        def attempt(what: str, step) -> None:
+            try:
+                step()
+            except PipelineError as e:
+                LOG.warning("%s: cleanup: %s: %s", self.where, what, e)
+                problems.append(f"{what}: {e.cause}")
+
+        nova = self.c.nova
+        attempt("rule", self.access.close_ports)
+        if self.server_id:
+            attempt(f"server {self.server_id}", lambda: (
+                nova.delete_server(self.server_id),
+                nova.wait_gone(self.server_id, max(120.0, self.timeout / 4), self.poll)))
+        problems += self.access.release(poll=self.poll)
+        if self.keypair:
+            attempt(f"keypair {self.keypair}", lambda: nova.delete_keypair(self.keypair))
+        if not problems:
+            self.journal.remove()
+            return
+        message = "left behind: " + "; ".join(problems) + " (run 'imagefleet cleanup')"
+        if failure is None:
+            raise VerifyError(message, where=self.where, step="cleanup")
+        LOG.error("%s: %s", self.where, message)
+
+
+def verify_image(cloud: Cloud, image_id: str, build: BuildInfo, *,
+                 work_dir: str | os.PathLike, session: ksa_session.Session | None = None,
+                 boot_timeout: float | None = None, poll: float = 2.0, login: bool = True,
+                 username: str = LOGIN_USER, min_disk_gb: int | None = None,
+                 journal_dir: str | os.PathLike | None = None) -> VerifyRecord:
+    """Boot ``image_id`` on ``cloud`` and prove it is our build, reachable from here.
+
+    ``boot_timeout`` (default: the profile's) bounds creation to login;
+    ``login=False`` stops at the SSH banner (test images without a login).
+    Clouds without compute get ``verified: false, reason: "no compute"``.
+    ``journal_dir`` (default ``<work_dir>/journal``) is where ``cleanup.sweep``
+    looks for what a killed run made.
+    Raises ``BootError``, ``ReachabilityError``, ``QuotaExceeded``... naming
+    the cloud; nothing the attempt made is left behind.
+    """
+    if cloud.profile.get("compute.api", "nova") == "none":
+        return VerifyRecord(cloud=cloud.name, image_id=image_id, verified=False,
+                            reason="no compute")
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    session = session or make_session(cloud.config)
+    try:
+        return _Verify(cloud, session, image_id, build, work_dir, boot_timeout=boot_timeout,
+                       poll=poll, login=login, username=username, min_disk_gb=min_disk_gb,
+                       journal_dir=Path(journal_dir or work_dir / "journal")).run()
+    except VerifyError:     # booted badly or not at all: never kept as a fallback
+        record_failed_verify(cloud, session, image_id)
+        raise
+
+
+def local_boot(image_path: str | os.PathLike, disk_format: str, build_id: str, *,
+               work_dir: str | os.PathLike, timeout: float = DEFAULT_BOOT_TIMEOUT,
+               login: bool = True, username: str = LOGIN_USER,
+               accel_args: list[str] | None = None) -> dict[str, Any]:
+    """Boot the converted file in qemu here and run the cloud check on it; a JSON-ready dict."""
+    work_dir = Path(work_dir)
+    where = f"local {disk_format}"
+    # what qemu would boot is what the conversion wrote, undamaged
+    check_converted(Path(image_path), disk_format, where=where, step="check before local boot")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    name = f"localboot-{build_id}-{disk_format}"
+    with temporary_keypair(work_dir, name=name) as key:
+        files = configdrive.config_drive_files(
+            uuid=str(uuid.uuid4()), name=name, public_keys={key.name: key.public_key},
+            networks=[vm.user_network()], random_seed=os.urandom(512))
+        drive = configdrive.write_config_drive(work_dir / f"{name}.iso", files)
+        try:
+            with vm.boot(image_path, disk_format, work_dir=work_dir, config_drive=drive,
+                         name=name, accel_args=accel_args) as machine:
+                try:
+                    result = _check(machine.host, machine.ssh_port, timeout=timeout,
+                                    key_path=key.private_key_path, username=username,
+                                    login=login, where=where, vm_=machine)
+                except ReachabilityError as e:
+                    tail = machine.console_tail(3)
+                    e.cause += "; console: " + (" | ".join(tail) if tail else "(empty)")
+                    e.cause += f"; log: {machine.console_log}"
+                    raise
+                accel = " ".join(machine.accel)
+        finally:
+            drive.unlink(missing_ok=True)
+    if login:
+        _check_build_id(result, build_id, where)
+    return {"image": str(image_path), "disk_format": disk_format, "verified": True,
+            "build_id": result.output.strip() if login else None, "banner": result.banner,
+            "host_key": result.host_key or None, "accel": accel,
+            "seconds_to_banner": result.seconds_to_banner,
+            "seconds_to_login": result.seconds_to_login if login else None}

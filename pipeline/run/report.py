@@ -1,0 +1,166 @@
+"""The run report: ``report.json`` for machines, ``report.html`` for people, a
+terminal summary.  Built from the stage records the tasks write, so it tells
+what really happened, including failures."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.core import atomicfile
+
+STAGES = ("build", "convert", "local_boot", "upload", "verify")
+DONE, FAILED, PENDING = "done", "failed", "pending"
+
+
+@dataclass
+class CloudRow:
+    cloud: str
+    profile: str
+    disk_format: str
+    stages: dict[str, str] = field(default_factory=dict)
+    mechanism: str | None = None
+    image_id: str | None = None
+    bytes: int | None = None
+    upload_seconds: float | None = None
+    upload_rate_mib_s: float | None = None
+    skipped_upload: bool = False
+    verify: str | None = None
+    address: str | None = None
+    address_source: str | None = None
+    seconds_to_active: float | None = None
+    seconds_to_reachable: float | None = None
+    build_id_read: str | None = None
+    error: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.error or FAILED in self.stages.values():
+            return FAILED
+        return DONE if all(v == DONE for v in self.stages.values()) else PENDING
+
+
+def cloud_row(cloud: str, profile: str, disk_format: str, *, build: dict | None,
+              convert: dict | None, local_boot: dict | None, upload: dict | None,
+              verify: dict | None, error: str | None, failed_stage: str | None) -> CloudRow:
+    """One cloud's row from the stage records (``None``: the stage has no record)."""
+    records = {"build": build, "convert": convert, "local_boot": local_boot,
+               "upload": upload, "verify": verify}
+    row = CloudRow(cloud=cloud, profile=profile, disk_format=disk_format, error=error)
+    for stage in STAGES:
+        row.stages[stage] = DONE if records[stage] is not None else PENDING
+    if failed_stage in row.stages:
+        row.stages[failed_stage] = FAILED
+    if upload:
+        row.mechanism = upload.get("mechanism")
+        row.image_id = upload.get("image_id")
+        row.bytes = upload.get("bytes")
+        row.skipped_upload = bool(upload.get("skipped"))
+        row.upload_seconds = upload.get("seconds")
+        if row.bytes and row.upload_seconds:
+            row.upload_rate_mib_s = round(row.bytes / 2**20 / row.upload_seconds, 1)
+    if verify:
+        row.verify = "passed"
+        row.address = verify.get("address")
+        row.address_source = verify.get("address_source")
+        row.seconds_to_active = verify.get("seconds_to_active")
+        row.seconds_to_reachable = verify.get("seconds_to_reachable")
+        row.build_id_read = verify.get("build_id")
+    elif row.stages["verify"] == FAILED:
+        row.verify = "failed"
+    return row
+
+
+def make_report(run_id: str, build_id: str, rows: list[CloudRow],
+                started: float | None = None,
+                tasks_run: dict[str, int] | None = None) -> dict[str, Any]:
+    """``tasks_run``: the tasks this run executed, by family (the rest were complete)."""
+    rows = sorted(rows, key=lambda r: r.cloud)
+    return {
+        "run": run_id, "build_id": build_id,
+        "started": started, "finished": time.time(),
+        "tasks_run": dict(sorted((tasks_run or {}).items())),
+        "ok": all(r.status == DONE for r in rows),
+        "failed": [r.cloud for r in rows if r.status == FAILED],
+        "clouds": [dict(vars(r), status=r.status) for r in rows],
+    }
+
+
+def write_report(directory: Path, report: dict[str, Any]) -> Path:
+    """Write report.json and report.html atomically; point ``latest`` at them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in (("report.json", json.dumps(report, indent=2, sort_keys=True) + "\n"),
+                       ("report.html", render_html(report))):
+        atomicfile.write_text(directory / name, text)
+    latest = directory.parent / "latest"
+    tmp_link = directory.parent / ".latest.tmp"
+    tmp_link.unlink(missing_ok=True)
+    tmp_link.symlink_to(directory.name)
+    os.replace(tmp_link, latest)
+    return directory / "report.json"
+
+
+def _fmt(value: Any, suffix: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}{suffix}"
+    return f"{value}{suffix}"
+
+
+def render_table(report: dict[str, Any]) -> str:
+    """The short terminal summary: a row per cloud."""
+    header = f"{'cloud':<18} {'status':<7} {'format':<6} {'mechanism':<17} {'MiB/s':>7} " \
+             f"{'reach s':>7}  address / error"
+    lines = [f"run {report['run']}  build {report['build_id']}", header]
+    for c in report["clouds"]:
+        tail = c["error"] or (f"{c['address']} ({c['address_source']})" if c["address"] else "")
+        rate = "skipped" if c["skipped_upload"] else _fmt(c["upload_rate_mib_s"])
+        lines.append(f"{c['cloud']:<18} {c['status']:<7} {c['disk_format']:<6} "
+                     f"{_fmt(c['mechanism']):<17} {rate:>7} {_fmt(c['seconds_to_reachable']):>7}"
+                     f"  {tail}")
+    ok = sum(c["status"] == DONE for c in report["clouds"])
+    ran = report.get("tasks_run") or {}
+    lines.append("work done: " + (", ".join(f"{n} {k}" for k, n in ran.items()) if ran
+                                  else "none (every stage was already complete)"))
+    lines.append(f"{ok}/{len(report['clouds'])} clouds done"
+                 + (f"; failed: {', '.join(report['failed'])}" if report["failed"] else ""))
+    return "\n".join(lines)
+
+
+_COLOURS = {DONE: "#c8f0c8", FAILED: "#f4c0c0", PENDING: "#eeeeee"}
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """One page: a row per cloud, a column per stage, status colours, timings, the error."""
+    e = html.escape
+    head = "".join(f"<th>{e(s.replace('_', ' '))}</th>" for s in STAGES)
+    rows = []
+    for c in report["clouds"]:
+        cells = "".join(
+            f'<td class="{e(c["stages"][s])}" style="background:{_COLOURS[c["stages"][s]]}">'
+            f'{e(c["stages"][s])}</td>' for s in STAGES)
+        detail = (f"{e(_fmt(c['mechanism']))}, {e(_fmt(c['upload_rate_mib_s'], ' MiB/s'))}; "
+                  f"{e(_fmt(c['address']))} via {e(_fmt(c['address_source']))}, "
+                  f"reachable after {e(_fmt(c['seconds_to_reachable'], ' s'))}")
+        rows.append(f'<tr class="cloud" data-status="{e(c["status"])}"><th>{e(c["cloud"])}</th>'
+                    f"<td>{e(c['profile'])}</td><td>{e(c['disk_format'])}</td>{cells}"
+                    f"<td>{detail}</td><td class=error>{e(c['error'] or '')}</td></tr>")
+    title = f"imagefleet run {report['run']}"
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{e(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #999;padding:.3em .6em;text-align:left}}.error{{color:#900}}</style>
+</head><body><h1>{e(title)}</h1>
+<p>build {e(report['build_id'])} &middot; {'all clouds done' if report['ok'] else
+ 'failed: ' + e(', '.join(report['failed']))}</p>
+<table><thead><tr><th>cloud</th><th>profile</th><th>format</th>{head}<th>details</th>
+<th>error</th></tr></thead><tbody>
+{chr(10).join(rows)}
+</tbody></table></body></html>
+"""

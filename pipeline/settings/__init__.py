@@ -1,0 +1,1 @@
+"""What the operator configured: pipeline.yaml, vendor profiles and clouds.yaml, checked against their schemas."""
