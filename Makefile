@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline tasks localcloud upstream tests bench
+	$(BIN)/ruff check pipeline tasks localcloud qemuhost upstream tests bench
 
 test: setup
 	$(BIN)/python -m pytest -ra --durations=25 $(PYTEST_ARGS)

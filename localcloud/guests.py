@@ -4,8 +4,10 @@ The image blob is the backing file of a qcow2 overlay, so it is never written.
 Networking is qemu user mode (the guest sees 10.0.2.15/24, gateway 10.0.2.2,
 DNS 10.0.2.3, and reaches nothing outside) with one forward from a free
 127.0.0.1 port to the guest's port 22; ``forwarding`` puts the server's
-reachable addresses in front of it. KVM is used when a probe boot proves it
-works, TCG otherwise. At most ``max_boots`` guests boot at once: a slot is held
+reachable addresses in front of it. The accelerator is ``qemuhost.accel``'s
+decision, the pipeline's own; a KVM guest whose console shows nothing past the
+boot loader within ``stall_timeout`` (or whose qemu refuses KVM) is started
+again under TCG. At most ``max_boots`` guests boot at once: a slot is held
 from qemu's start until the guest answers on port 22 (or ``BOOT_WINDOW``).
 """
 
@@ -18,40 +20,28 @@ import os
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qemuhost import accel as qemu_accel
+from qemuhost import console, probe
+from qemuhost.formats import QEMU_DRIVERS
+
 LOG = logging.getLogger("localcloud.guests")
 
-QEMU = "qemu-system-x86_64"
+QEMU = probe.QEMU
 QEMU_IMG = "qemu-img"
 HOST = "127.0.0.1"
 GUEST_NET = {"address": "10.0.2.15", "netmask": "255.255.255.0", "gateway": "10.0.2.2",
              "dns": "10.0.2.3"}
-QEMU_FORMATS = {"raw": "raw", "qcow2": "qcow2", "vhd": "vpc", "vhdx": "vhdx", "vmdk": "vmdk",
-                "vdi": "vdi", "ami": "raw", "iso": "raw"}
+ACCEL_CACHE = "accel.json"
 MAX_MEMORY_MB = 1024
 MIN_MEMORY_MB = 128
 BOOT_WINDOW = 300.0          # seconds a boot may hold its slot without answering
 STOP_GRACE = 5.0
-PROBE_TIMEOUT = 5.0
 PR_SET_PDEATHSIG = 1
-
-# A boot sector that enters 64-bit long mode and makes qemu exit with code 33
-# (isa-debug-exit) after writing MARKER to port 0x402: if KVM runs it, KVM works.
-PROBE_SECTOR = bytes.fromhex(
-    "fa31c08ed88ec08ed0bc007cbf0010b9001831c0f3abc70600100320c7060020"
-    "0330c706003083000f0116c07c0f20e06683c8200f22e066b8001000000f22d8"
-    "66b9800000c00f32660d000100000f300f20c0660d010000800f22c0ea617c08"
-    "0066b810008ed88ed066ba0204488d3514000000b91d000000f36e66baf400b8"
-    "10000000eff4ebfd494d414745464c4545542d50524f42452d4c4f4e474d4f44"
-    "452d4f4b0a0f1f000000000000000000ffff0000009aaf00ffff00000092cf00"
-    "1700a87c").ljust(510, b"\0") + b"\x55\xaa"
-PROBE_MARKER = b"IMAGEFLEET-PROBE-LONGMODE-OK"
-
 
 class BootError(RuntimeError):
     """The guest could not be started; the message becomes the server's fault."""
@@ -75,9 +65,11 @@ class Guest:
     server_id: str
     directory: Path
     ssh_port: int
-    process: asyncio.subprocess.Process
+    process: asyncio.subprocess.Process | None
     started: float
+    accel: str = "tcg"
     answered: float | None = None
+    fallback: str | None = None
     stopping: bool = False
     watcher: asyncio.Task | None = field(default=None, repr=False)
 
@@ -87,7 +79,7 @@ class Guest:
 
     @property
     def running(self) -> bool:
-        return self.process.returncode is None
+        return self.process is not None and self.process.returncode is None
 
 
 def _die_with_parent() -> None:
@@ -127,61 +119,40 @@ def qemu_argv(spec: BootSpec, accel: list[str], overlay: Path, console: Path, po
     return argv
 
 
-def probe_kvm() -> tuple[bool, str]:
-    """Boot the probe sector under KVM; (works, why)."""
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return False, "/dev/kvm missing or not writable"
-    with tempfile.TemporaryDirectory(prefix="localcloud-kvm-") as tmp:
-        sector, debugcon = Path(tmp, "probe.img"), Path(tmp, "debugcon.log")
-        sector.write_bytes(PROBE_SECTOR)
-        argv = [QEMU, "-accel", "kvm", "-cpu", "host", "-machine", "pc", "-m", "16",
-                "-nodefaults", "-display", "none", "-no-reboot", "-serial", "none",
-                "-monitor", "none", "-drive", f"file={sector},format=raw,if=floppy",
-                "-chardev", f"file,id=probecon,path={debugcon}",
-                "-device", "isa-debugcon,iobase=0x402,chardev=probecon",
-                "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
-        try:
-            done = subprocess.run(argv, capture_output=True, timeout=PROBE_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            return False, f"probe guest hung for {PROBE_TIMEOUT:g} s"
-        except OSError as e:
-            return False, str(e)
-        ok = done.returncode == 33 and PROBE_MARKER in debugcon.read_bytes()
-        return ok, "probe reached long mode" if ok else f"qemu exited {done.returncode}"
-
-
 class Hypervisor:
     """Every guest of the process, whichever cloud owns it, and the boot slots they share."""
 
-    def __init__(self, root: Path, max_boots: int = 2, accel: str = "auto"):
+    def __init__(self, root: Path, max_boots: int = 2, accel: str = "auto",
+                 stall_timeout: float = console.STALL_SECONDS):
         self.root = Path(root)
         self.max_boots = max_boots
-        self.accel_choice = accel
+        if accel not in qemu_accel.SETTINGS:
+            raise ValueError(f"accel {accel!r} is not one of {', '.join(qemu_accel.SETTINGS)}")
+        self.accel_setting = accel
+        self.stall_timeout = stall_timeout
         self.guests: dict[str, Guest] = {}
         self._slots: asyncio.Semaphore | None = None
-        self._accel: asyncio.Task | None = None
-        self.accel_detail = ""
+        self._decision: qemu_accel.Decision | None = None
+        self._deciding: asyncio.Lock | None = None
 
     def start(self) -> None:
         self._slots = asyncio.Semaphore(self.max_boots)
+        self._deciding = asyncio.Lock()
 
-    async def accel(self) -> list[str]:
-        """The accelerator's qemu arguments, probed at the first boot of this process."""
-        if self._accel is None:
-            self._accel = asyncio.get_running_loop().create_task(self._choose_accel())
-        return await self._accel
+    @property
+    def accel_detail(self) -> str:
+        d = self._decision
+        return f"{d.accel} ({d.why})" if d else ""
 
-    async def _choose_accel(self) -> list[str]:
-        if self.accel_choice == "tcg":
-            self.accel_detail = "tcg (asked)"
-            return ["-accel", "tcg"]
-        ok, why = await asyncio.to_thread(probe_kvm)
-        if self.accel_choice == "kvm" or ok:
-            self.accel_detail = f"kvm ({why})"
-            return ["-accel", "kvm", "-cpu", "host"]
-        self.accel_detail = f"tcg ({why})"
-        LOG.info("KVM unusable: %s; guests run under TCG", why)
-        return ["-accel", "tcg"]
+    async def decision(self) -> qemu_accel.Decision:
+        """The accelerator for the next boot: decided (probed or cached) once per process."""
+        assert self._deciding is not None
+        async with self._deciding:
+            if self._decision is None:
+                self._decision = await asyncio.to_thread(
+                    qemu_accel.decide, self.accel_setting, self.root / ACCEL_CACHE)
+                LOG.info("guests run under %s", self.accel_detail)
+        return self._decision
 
     def directory(self, server_id: str) -> Path:
         return self.root / server_id
@@ -192,44 +163,76 @@ class Hypervisor:
         assert self._slots is not None
         await self._slots.acquire()
         try:
-            accel = await self.accel()
+            decision = await self.decision()
             directory = self.directory(server_id)
             directory.mkdir(parents=True, exist_ok=True)
-            overlay = directory / "disk.qcow2"
             await _run([QEMU_IMG, "create", "-q", "-f", "qcow2", "-F",
-                        QEMU_FORMATS.get(spec.disk_format, spec.disk_format), "-b",
-                        str(spec.image.resolve()), str(overlay)])
-            port = free_port()
-            argv = qemu_argv(spec, accel, overlay, directory / "console.log", port, server_id)
-            (directory / "qemu.argv").write_text(" ".join(argv) + "\n")
-            log = open(directory / "qemu.log", "ab")
-            try:
-                process = await asyncio.create_subprocess_exec(
-                    *argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                    preexec_fn=_die_with_parent)
-            finally:
-                log.close()
-            guest = Guest(server_id, directory, port, process, time.monotonic())
+                        QEMU_DRIVERS.get(spec.disk_format, spec.disk_format), "-b",
+                        str(spec.image.resolve()), str(directory / "disk.qcow2")])
+            guest = Guest(server_id, directory, free_port(), None, 0.0, decision.accel)
+            await self._start(guest, spec)
             self.guests[server_id] = guest
             await asyncio.sleep(0.3)
+            if not guest.running and guest.accel == "kvm":
+                await self._fall_back(guest, spec, f"qemu exited {guest.process.returncode}: "
+                                                   f"{self._qemu_tail(guest)}")
+                await asyncio.sleep(0.3)
             if not guest.running:
                 self.guests.pop(server_id, None)
-                raise BootError(f"qemu exited {process.returncode}: {self._qemu_tail(guest)}")
+                raise BootError(f"qemu exited {guest.process.returncode}: "
+                                f"{self._qemu_tail(guest)}")
         except BaseException:
             self._slots.release()
             raise
-        guest.watcher = asyncio.get_running_loop().create_task(self._watch(guest, on_exit))
+        guest.watcher = asyncio.get_running_loop().create_task(
+            self._watch(guest, spec, on_exit))
         return guest
 
-    async def _watch(self, guest: Guest, on_exit: Callable[[Guest, int], None]) -> None:
+    async def _start(self, guest: Guest, spec: BootSpec) -> None:
+        directory = guest.directory
+        argv = qemu_argv(spec, qemu_accel.accel_args(guest.accel), directory / "disk.qcow2",
+                         guest.console_log, guest.ssh_port, guest.server_id)
+        (directory / "qemu.argv").write_text(" ".join(argv) + "\n")
+        with open(directory / "qemu.log", "ab") as log:
+            guest.process = await asyncio.create_subprocess_exec(
+                *argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                preexec_fn=_die_with_parent)
+        guest.started = time.monotonic()
+
+    async def _fall_back(self, guest: Guest, spec: BootSpec, why: str) -> None:
+        """Stop a KVM guest that failed before its kernel ran and start it under TCG."""
+        lost = time.monotonic() - guest.started
+        if guest.running:
+            guest.process.kill()
+            await guest.process.wait()
+        if self.accel_setting == "auto":
+            self._decision = await asyncio.to_thread(
+                qemu_accel.kvm_failed, self.root / ACCEL_CACHE, why)
+        guest.fallback = (f"KVM boot failed after {lost:.0f} s ({why}); "
+                          "booted again under TCG")
+        LOG.warning("%s: %s", guest.server_id, guest.fallback)
+        if guest.console_log.exists():
+            guest.console_log.replace(guest.directory / "console-kvm.log")
+        if guest.stopping:
+            return
+        guest.accel = "tcg"
+        await self._start(guest, spec)
+
+    async def _watch(self, guest: Guest, spec: BootSpec,
+                     on_exit: Callable[[Guest, int], None]) -> None:
         """Hold the boot slot until the guest answers on port 22, then wait for qemu's end."""
         assert self._slots is not None
         try:
-            deadline = guest.started + BOOT_WINDOW
-            while guest.running and time.monotonic() < deadline:
+            while guest.running and time.monotonic() < guest.started + BOOT_WINDOW:
                 if await _banner(guest.ssh_port):
                     guest.answered = time.monotonic()
                     break
+                if console.stalled(guest.accel, time.monotonic() - guest.started,
+                                   console.read_console(guest.console_log),
+                                   self.stall_timeout):
+                    await self._fall_back(guest, spec, "no console output past the boot "
+                                          f"loader in {self.stall_timeout:g} s")
+                    continue
                 await asyncio.sleep(1.0)
         finally:
             self._slots.release()
@@ -280,7 +283,8 @@ class Hypervisor:
         return "".join(lines[-length:] if length else lines)
 
     def processes(self) -> list[dict]:
-        return [{"server_id": g.server_id, "pid": g.process.pid, "ssh_port": g.ssh_port}
+        return [{"server_id": g.server_id, "pid": g.process.pid, "ssh_port": g.ssh_port,
+                 "accel": g.accel, "fallback": g.fallback}
                 for g in self.guests.values() if g.running]
 
 

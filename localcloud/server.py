@@ -32,6 +32,7 @@ from localcloud.guests import Hypervisor
 from localcloud.http import add_request_id, cloud_middleware
 from localcloud.personality import Personality, PersonalityError, available, load
 from localcloud.store import Store
+from qemuhost import accel, console
 
 # One lock file per address slice (127.(100+n), 127.(200+n)): concurrent local clouds
 # on one host never hand out the same addresses.
@@ -100,13 +101,15 @@ class LocalCloud:
     def __init__(self, personalities: list[Personality], data_dir: Path,
                  base_port: int | None = None, token_ttl: int = DEFAULT_TOKEN_TTL,
                  faults: list[dict] | None = None, clouds_yaml: Path | None = None,
-                 max_boots: int = 2, accel: str = "auto", ssh_port: int = 22):
+                 max_boots: int = 2, accel: str = "auto", ssh_port: int = 22,
+                 stall_timeout: float = console.STALL_SECONDS):
         names = [p.name for p in personalities]
         if len(set(names)) != len(names):
             raise PersonalityError(f"a personality is named twice: {names}")
         if len(names) > netmodel.MAX_CLOUDS:
             raise PersonalityError(f"at most {netmodel.MAX_CLOUDS} clouds fit the address plan")
         self.max_boots, self.accel, self.ssh_port = max_boots, accel, ssh_port
+        self.stall_timeout = stall_timeout
         self.personalities = personalities
         self.data_dir = Path(data_dir).resolve()
         self.base_port = base_port
@@ -174,7 +177,8 @@ class LocalCloud:
         self._lock_data_dir()
         self.store = Store(self.data_dir)
         self.faults = FaultRegistry()
-        self.hypervisor = Hypervisor(self.data_dir / "guests", self.max_boots, self.accel)
+        self.hypervisor = Hypervisor(self.data_dir / "guests", self.max_boots, self.accel,
+                                     self.stall_timeout)
         self.hypervisor.start()
         self.forwarder = Forwarder(self.ssh_port)
         base = self._claim_addresses()
@@ -264,8 +268,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="write the state JSON here once every port answers")
     parser.add_argument("--max-boots", type=int, default=2,
                         help="guests booting at once, over all clouds (default: %(default)s)")
-    parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
-                        help="qemu accelerator; auto probes KVM once (default: %(default)s)")
+    parser.add_argument("--accel", choices=accel.SETTINGS,
+                        help="qemu accelerator; auto uses KVM only where the probe shows it "
+                             f"faster than TCG (default: ${accel.ENV}, else auto)")
+    parser.add_argument("--stall-timeout", type=float, default=console.STALL_SECONDS,
+                        help="seconds a KVM guest may show nothing past its boot loader "
+                             "before it is started again under TCG (default: %(default)s)")
     parser.add_argument("--ssh-port", type=int, default=22,
                         help="the port reachable addresses forward to guests' port 22 "
                              "(default: %(default)s)")
@@ -274,13 +282,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _accel_from_env() -> str:
+    try:
+        return accel.resolve_setting()
+    except ValueError as e:
+        raise SystemExit(f"localcloud: {e}") from None
+
+
 async def serve(args: argparse.Namespace) -> None:
     personalities = [load(p) for p in (args.personality or available())]
     faults = yaml.safe_load(args.faults.read_text()) if args.faults else []
     if not isinstance(faults, list):
         raise FaultError(f"{args.faults}: expected a list of faults")
     local = LocalCloud(personalities, args.data_dir, args.base_port, args.token_ttl, faults,
-                       args.clouds_yaml, args.max_boots, args.accel, args.ssh_port)
+                       args.clouds_yaml, args.max_boots,
+                       args.accel or _accel_from_env(), args.ssh_port, args.stall_timeout)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -6,11 +6,13 @@ import json
 
 import luigi
 
+from pipeline.cloud.localboot import local_boot
 from pipeline.cloud.mechanism import upload_priority
 from pipeline.cloud.upload import BuildInfo
-from pipeline.cloud.verify import local_boot, verify_image
+from pipeline.cloud.verify import verify_image
 from pipeline.core.formats import EXTENSION
 from pipeline.image.build import BUILD_ID_LEN
+from pipeline.image.vm import ACCEL_CACHE
 from tasks.base import ImagefleetTask
 from tasks.build import ConvertImage
 
@@ -46,10 +48,13 @@ class LocalBoot(ImagefleetTask):
                                      f"{self.disk_format}.json"))
 
     def run(self):
+        config = self.pipeline_config
         record = local_boot(self.input().path, self.disk_format, self.build_id,
                             work_dir=self.work_dir / "localboot" / self.build_id,
-                            timeout=localboot().timeout,
-                            login=self.pipeline_config.verify_check == "build-id")
+                            timeout=localboot().timeout, accel_setting=config.accel,
+                            accel_cache=self.work_dir / ACCEL_CACHE,
+                            stall_timeout=config.accel_stall_timeout,
+                            login=config.verify_check == "build-id")
         with self.output().open("w") as f:
             json.dump(record, f, indent=2, sort_keys=True)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import paramiko
 
-from pipeline.core.errors import BootError, ReachabilityError, WaitTimeout
+from pipeline.core.errors import ReachabilityError, WaitTimeout
 from pipeline.core.waiting import iterate_timeout
 
 LOG = logging.getLogger(__name__)
@@ -128,8 +128,9 @@ def _login_and_run(host: str, port: int, username: str, key: paramiko.PKey, comm
 
 
 def _check_vm(vm, where: str | None) -> None:
-    if vm is not None and not vm.alive():
-        raise BootError(vm.describe_exit(), where=where)
+    """A local guest that died, or whose KVM boot stalled, fails the wait at once."""
+    if vm is not None:
+        vm.check(where)
 
 
 def _classify(exc: BaseException) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,15 +31,13 @@ from pipeline.cloud.retention import record_failed_verify
 from pipeline.cloud.session import make_session
 from pipeline.cloud.upload import BuildInfo
 from pipeline.core.errors import (
-    BootError,
     PipelineError,
     ReachabilityError,
     VerifyError,
     WaitTimeout,
 )
 from pipeline.core.waiting import iterate_timeout
-from pipeline.image import configdrive, vm
-from pipeline.image.convert import check_converted
+from pipeline.image import vm
 from pipeline.settings.clouds import Cloud
 
 LOG = logging.getLogger(__name__)
@@ -88,8 +85,8 @@ def wait_for_banner(host: str, port: int, *, timeout: float, vm_: vm.Vm | None =
     last = f"{reach.NO_TCP} (not tried yet)"
     try:
         for _ in iterate_timeout(timeout, f"SSH banner from {host}:{port}", wait=poll):
-            if vm_ is not None and not vm_.alive():
-                raise BootError(vm_.describe_exit(), where=where)
+            if vm_ is not None:
+                vm_.check(where)
             try:
                 banner = reach.read_banner(host, port, 5.0)
             except reach._NoBanner as e:      # noqa: SLF001 - reach's own "no banner" signal
@@ -107,7 +104,7 @@ def wait_for_banner(host: str, port: int, *, timeout: float, vm_: vm.Vm | None =
     raise AssertionError("unreachable")
 
 
-def _check(host: str, port: int, *, timeout: float, key_path: Path, username: str,
+def check_guest(host: str, port: int, *, timeout: float, key_path: Path, username: str,
            login: bool, where: str | None, vm_: vm.Vm | None = None) -> reach.ReachResult:
     if not login:
         return wait_for_banner(host, port, timeout=timeout, vm_=vm_, where=where)
@@ -115,7 +112,7 @@ def _check(host: str, port: int, *, timeout: float, key_path: Path, username: st
                               username=username, vm=vm_, where=where)
 
 
-def _check_build_id(result: reach.ReachResult, expected: str, where: str | None) -> None:
+def check_build_id(result: reach.ReachResult, expected: str, where: str | None) -> None:
     if result.output.strip() != expected:
         raise VerifyError(f"the server answered but /etc/imagefleet-build reads "
                           f"{result.output.strip()[:80]!r}, not {expected!r}: not our build",
@@ -200,7 +197,7 @@ class _Verify:
         LOG.info("%s: ACTIVE after %.1f s; checking %s:%d (%s)", self.where,
                  rec.seconds_to_active, address, port, how)
         try:
-            result = _check(address, port,
+            result = check_guest(address, port,
                             timeout=round(max(1.0, deadline - time.monotonic()), 1),
                             key_path=key.private_key_path, username=self.username,
                             login=self.login, where=self.where)
@@ -211,7 +208,7 @@ class _Verify:
         rec.seconds_to_reachable = elapsed(started)
         rec.banner, rec.host_key = result.banner, result.host_key or None
         if self.login:
-            _check_build_id(result, self.build.build_id, self.where)
+            check_build_id(result, self.build.build_id, self.where)
             rec.build_id = result.output.strip()
         rec.verified = True
         LOG.info("%s: verified: %s answered after %.1f s (build %s)", self.where, address,
@@ -295,43 +292,3 @@ def verify_image(cloud: Cloud, image_id: str, build: BuildInfo, *,
     except VerifyError:     # booted badly or not at all: never kept as a fallback
         record_failed_verify(cloud, session, image_id)
         raise
-
-
-def local_boot(image_path: str | os.PathLike, disk_format: str, build_id: str, *,
-               work_dir: str | os.PathLike, timeout: float = DEFAULT_BOOT_TIMEOUT,
-               login: bool = True, username: str = LOGIN_USER,
-               accel_args: list[str] | None = None) -> dict[str, Any]:
-    """Boot the converted file in qemu here and run the cloud check on it; a JSON-ready dict."""
-    work_dir = Path(work_dir)
-    where = f"local {disk_format}"
-    # what qemu would boot is what the conversion wrote, undamaged
-    check_converted(Path(image_path), disk_format, where=where, step="check before local boot")
-    work_dir.mkdir(parents=True, exist_ok=True)
-    name = f"localboot-{build_id}-{disk_format}"
-    with temporary_keypair(work_dir, name=name) as key:
-        files = configdrive.config_drive_files(
-            uuid=str(uuid.uuid4()), name=name, public_keys={key.name: key.public_key},
-            networks=[vm.user_network()], random_seed=os.urandom(512))
-        drive = configdrive.write_config_drive(work_dir / f"{name}.iso", files)
-        try:
-            with vm.boot(image_path, disk_format, work_dir=work_dir, config_drive=drive,
-                         name=name, accel_args=accel_args) as machine:
-                try:
-                    result = _check(machine.host, machine.ssh_port, timeout=timeout,
-                                    key_path=key.private_key_path, username=username,
-                                    login=login, where=where, vm_=machine)
-                except ReachabilityError as e:
-                    tail = machine.console_tail(3)
-                    e.cause += "; console: " + (" | ".join(tail) if tail else "(empty)")
-                    e.cause += f"; log: {machine.console_log}"
-                    raise
-                accel = " ".join(machine.accel)
-        finally:
-            drive.unlink(missing_ok=True)
-    if login:
-        _check_build_id(result, build_id, where)
-    return {"image": str(image_path), "disk_format": disk_format, "verified": True,
-            "build_id": result.output.strip() if login else None, "banner": result.banner,
-            "host_key": result.host_key or None, "accel": accel,
-            "seconds_to_banner": result.seconds_to_banner,
-            "seconds_to_login": result.seconds_to_login if login else None}

@@ -204,6 +204,10 @@ class BootError(VerifyError):
     default_step = "boot"
 
 
+class AccelStalled(BootError):
+    """A KVM boot showed nothing past the boot loader in time: KVM emulates here."""
+
+
 class ReachabilityError(VerifyError):
     """The server never answered on its check port, or login failed."""
 

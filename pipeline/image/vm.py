@@ -22,13 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.core import process, runner
-from pipeline.core.errors import ConfigError
-from pipeline.image import accel
+from pipeline.core.errors import AccelStalled, BootError, ConfigError
 from pipeline.image.configdrive import NetworkSpec
+from qemuhost import accel, console, probe
+from qemuhost.formats import QEMU_DRIVERS
 
 LOG = logging.getLogger(__name__)
 
-QEMU = "qemu-system-x86_64"
+QEMU = probe.QEMU
+ACCEL_CACHE = "accel.json"
 QEMU_IMG = "qemu-img"
 HOST = "127.0.0.1"
 DEFAULT_MAC = "52:54:00:12:34:56"
@@ -36,9 +38,6 @@ DEFAULT_MAC = "52:54:00:12:34:56"
 USER_NET_GUEST = "10.0.2.15/24"
 USER_NET_GATEWAY = "10.0.2.2"
 USER_NET_DNS = "10.0.2.3"
-# Glance disk_format (or qemu's own name) -> qemu block driver.
-QEMU_FORMATS = {"raw": "raw", "qcow2": "qcow2", "vhd": "vpc", "vpc": "vpc",
-                "vmdk": "vmdk", "vdi": "vdi"}
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\r")
 
 
@@ -53,9 +52,33 @@ class Vm:
     accel: list[str]
     started_at: float  # time.monotonic() when qemu was started
     _proc: subprocess.Popen = field(repr=False)
+    stall_timeout: float = console.STALL_SECONDS
+    _progressed: bool = field(default=False, repr=False)
 
     def alive(self) -> bool:
         return self._proc.poll() is None
+
+    @property
+    def accel_name(self) -> str:
+        return "kvm" if "kvm" in self.accel else "tcg"
+
+    def past_boot_loader(self) -> bool:
+        """Whether the console shows the kernel or userland (remembered once seen)."""
+        if not self._progressed:
+            self._progressed = console.past_boot_loader(console.read_console(self.console_log))
+        return self._progressed
+
+    def check(self, where: str | None = None) -> None:
+        """Raise ``BootError`` if qemu died, ``AccelStalled`` if a KVM boot stopped early."""
+        if not self.alive():
+            raise BootError(self.describe_exit(), where=where)
+        elapsed = time.monotonic() - self.started_at
+        if (self.accel_name == "kvm" and elapsed >= self.stall_timeout
+                and not self.past_boot_loader()):
+            tail = self.console_tail(1)
+            raise AccelStalled(
+                f"KVM boot showed nothing past the boot loader in {elapsed:.0f} s "
+                f"(last console line: {tail[-1] if tail else '(empty)'})", where=where)
 
     @property
     def exit_code(self) -> int | None:
@@ -78,7 +101,7 @@ class Vm:
 
 def qemu_format(disk_format: str) -> str:
     try:
-        return QEMU_FORMATS[disk_format.lower()]
+        return QEMU_DRIVERS[disk_format.lower()]
     except KeyError:
         raise ConfigError(f"qemu cannot boot disk format {disk_format!r}",
                           key="disk_format") from None
@@ -138,10 +161,13 @@ def boot(image_path: str | os.PathLike, disk_format: str, *, work_dir: str | os.
          log_dir: str | os.PathLike | None = None,
          config_drive: str | os.PathLike | None = None, memory_mb: int = 1024,
          cpus: int = 1, ssh_port: int | None = None, mac: str = DEFAULT_MAC,
-         accel_args: Sequence[str] | None = None, name: str | None = None) -> Iterator[Vm]:
+         accel_args: Sequence[str] | None = None, name: str | None = None,
+         stall_timeout: float = console.STALL_SECONDS) -> Iterator[Vm]:
     """Run the image in qemu for the duration of the ``with`` block.
 
-    ``accel_args`` defaults to ``accel.choose_accel(accel.kvm_works(work_dir))``.
+    ``accel_args`` defaults to what ``qemuhost.accel.decide`` says for this host
+    (cached in ``<work_dir>/accel.json``).  A KVM boot that shows nothing past
+    the boot loader within ``stall_timeout`` fails ``Vm.check`` with ``AccelStalled``.
     On exit qemu's process group is killed and the overlay deleted; the logs stay.
     """
     work_dir = Path(work_dir)
@@ -150,7 +176,7 @@ def boot(image_path: str | os.PathLike, disk_format: str, *, work_dir: str | os.
     log_dir.mkdir(parents=True, exist_ok=True)
     name = name or f"boot-{uuid.uuid4().hex[:8]}"
     if accel_args is None:
-        accel_args = accel.choose_accel(accel.kvm_works(work_dir))
+        accel_args = accel.decide(accel.resolve_setting(), work_dir / ACCEL_CACHE).args
     port = ssh_port or free_port()
     console_log = (log_dir / f"{name}-console.log").absolute()
     qemu_log = log_dir / f"{name}-qemu.log"
@@ -169,7 +195,7 @@ def boot(image_path: str | os.PathLike, disk_format: str, *, work_dir: str | os.
                  HOST, port, console_log)
         yield Vm(host=HOST, ssh_port=port, console_log=console_log, qemu_log=qemu_log,
                  pid=proc.pid, mac=mac, accel=list(accel_args), started_at=started,
-                 _proc=proc)
+                 _proc=proc, stall_timeout=stall_timeout)
     finally:
         if proc is not None:
             process.stop(proc)

@@ -36,6 +36,8 @@ class CloudRow:
     seconds_to_active: float | None = None
     seconds_to_reachable: float | None = None
     build_id_read: str | None = None
+    accel: str | None = None            # the local boot's accelerator, and why (or its fallback)
+    accel_note: str | None = None
     error: str | None = None
 
     @property
@@ -56,6 +58,8 @@ def cloud_row(cloud: str, profile: str, disk_format: str, *, build: dict | None,
         row.stages[stage] = DONE if records[stage] is not None else PENDING
     if failed_stage in row.stages:
         row.stages[failed_stage] = FAILED
+    if local_boot:
+        row.accel, row.accel_note = local_boot.get("accel"), accel_note(local_boot)
     if upload:
         row.mechanism = upload.get("mechanism")
         row.image_id = upload.get("image_id")
@@ -74,6 +78,15 @@ def cloud_row(cloud: str, profile: str, disk_format: str, *, build: dict | None,
     elif row.stages["verify"] == FAILED:
         row.verify = "failed"
     return row
+
+
+def accel_note(local_boot: dict) -> str | None:
+    """Why the local boot ran under its accelerator; a fallback names its cause and cost."""
+    fallback = local_boot.get("accel_fallback")
+    if fallback:
+        return (f"{fallback['from'].upper()} boot failed after {fallback['seconds_lost']:g} s "
+                f"({fallback['why']}); booted again under {fallback['to'].upper()}")
+    return local_boot.get("accel_why")
 
 
 def make_report(run_id: str, build_id: str, rows: list[CloudRow],
@@ -124,6 +137,9 @@ def render_table(report: dict[str, Any]) -> str:
         lines.append(f"{c['cloud']:<18} {c['status']:<7} {c['disk_format']:<6} "
                      f"{_fmt(c['mechanism']):<17} {rate:>7} {_fmt(c['seconds_to_reachable']):>7}"
                      f"  {tail}")
+    boots = {c["disk_format"]: c for c in report["clouds"] if c.get("accel")}
+    for fmt, c in sorted(boots.items()):
+        lines.append(f"local boot {fmt}: {c['accel']} ({c.get('accel_note') or '-'})")
     ok = sum(c["status"] == DONE for c in report["clouds"])
     ran = report.get("tasks_run") or {}
     lines.append("work done: " + (", ".join(f"{n} {k}" for k, n in ran.items()) if ran
@@ -147,7 +163,9 @@ def render_html(report: dict[str, Any]) -> str:
             f'{e(c["stages"][s])}</td>' for s in STAGES)
         detail = (f"{e(_fmt(c['mechanism']))}, {e(_fmt(c['upload_rate_mib_s'], ' MiB/s'))}; "
                   f"{e(_fmt(c['address']))} via {e(_fmt(c['address_source']))}, "
-                  f"reachable after {e(_fmt(c['seconds_to_reachable'], ' s'))}")
+                  f"reachable after {e(_fmt(c['seconds_to_reachable'], ' s'))}; "
+                  f"local boot under {e(_fmt(c.get('accel')))}"
+                  f"<span class=accel> ({e(c.get('accel_note') or '-')})</span>")
         rows.append(f'<tr class="cloud" data-status="{e(c["status"])}"><th>{e(c["cloud"])}</th>'
                     f"<td>{e(c['profile'])}</td><td>{e(c['disk_format'])}</td>{cells}"
                     f"<td>{detail}</td><td class=error>{e(c['error'] or '')}</td></tr>")

@@ -17,6 +17,7 @@ import jsonschema
 import yaml
 
 from pipeline.core.errors import ConfigError
+from qemuhost import accel, console
 
 DEFAULT_CONFIG = Path("config/pipeline.yaml")
 DEFAULT_ELEMENTS = ["debian-minimal", "vm", "block-device-mbr", "imagefleet-base"]
@@ -59,6 +60,8 @@ class PipelineConfig:
     source: Path | None = None          # a prebuilt image imported instead of a DIB build
     source_format: str | None = None
     verify_check: str = "build-id"      # or "ssh-banner"
+    accel: str = "auto"                 # after $IMAGEFLEET_ACCEL: auto, kvm or tcg
+    accel_stall_timeout: float = console.STALL_SECONDS
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
@@ -162,8 +165,18 @@ def load_pipeline(path: str | os.PathLike | None = None) -> PipelineConfig:
         source=source,
         source_format=source_format,
         verify_check=check,
+        accel=_accel(data, path),
+        accel_stall_timeout=float(data.get("accel_stall_timeout", console.STALL_SECONDS)),
         raw=data,
     )
+
+
+def _accel(data: dict, path: str) -> str:
+    try:
+        return accel.resolve_setting(data.get("accel"))
+    except ValueError as e:
+        raise ConfigError(str(e).split(": ", 1)[1], file=path,
+                          key=accel.ENV if os.environ.get(accel.ENV) else "accel") from None
 
 
 def _source(image: dict, here: Path, path: str) -> tuple[Path | None, str | None]:

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from pipeline.cloud.verify import local_boot
+from pipeline.cloud.localboot import local_boot
 from pipeline.core.errors import ImageCorruptError
 from pipeline.image import qemu_img
 from pipeline.image.convert import check_converted, convert_image

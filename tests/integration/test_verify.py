@@ -26,8 +26,9 @@ import pytest
 import yaml
 
 from pipeline.cloud import cleanup
+from pipeline.cloud.localboot import local_boot
 from pipeline.cloud.upload import BuildInfo, upload_image
-from pipeline.cloud.verify import local_boot, verify_image
+from pipeline.cloud.verify import verify_image
 from pipeline.core import errors
 from pipeline.image.convert import convert_image
 from pipeline.settings.clouds import load_clouds, select_clouds

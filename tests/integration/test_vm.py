@@ -18,16 +18,17 @@ from pipeline.cloud import reach
 from pipeline.cloud.keys import make_keypair
 from pipeline.core import runner
 from pipeline.core.errors import BootError, ReachabilityError
-from pipeline.image import accel, vm
+from pipeline.image import vm
+from qemuhost import accel, probe
 
 pytestmark = pytest.mark.skipif(not shutil.which(vm.QEMU), reason="qemu not installed")
-TCG = accel.choose_accel(False)
+TCG = accel.accel_args("tcg")
 
 
 @pytest.fixture
 def tiny_image(tmp_path):
     path = tmp_path / "tiny.raw"
-    path.write_bytes(accel.PROBE_SECTOR.ljust(1024 * 1024, b"\0"))
+    path.write_bytes(probe.SECTOR.ljust(1024 * 1024, b"\0"))
     return path
 
 
@@ -42,16 +43,15 @@ def _sha(path):
 
 def test_probe_payload_reaches_long_mode_under_tcg():
     """The probe itself works, so a failed KVM probe really means KVM."""
-    result = accel.probe(TCG, timeout=20, fast_enough=None)
+    result = probe.run_probe(TCG, timeout=20)
     assert result.ok, result.detail
 
 
-def test_kvm_works_answers_within_seconds(tmp_path):
-    start = time.monotonic()
-    answer = accel.kvm_works(tmp_path, refresh=True)
-    assert isinstance(answer, bool)
-    assert time.monotonic() - start < accel.PROBE_TIMEOUT + 5
-    assert (tmp_path / accel.CACHE_FILE).exists()
+def test_this_hosts_decision_is_probed_once_and_cached(tmp_path):
+    cache = tmp_path / vm.ACCEL_CACHE
+    decision = accel.decide("auto", cache, refresh=True)
+    assert decision.accel in ("kvm", "tcg") and decision.tcg_seconds is not None
+    assert accel.host_key() in json.loads(cache.read_text())
 
 
 def test_boot_runs_qemu_and_leaves_nothing_behind(tiny_image, tmp_path, key):
@@ -94,5 +94,5 @@ def test_vhd_boots_through_a_vpc_overlay(tiny_image, tmp_path):
 
 
 def test_unknown_format_is_a_config_error(tiny_image, tmp_path):
-    with pytest.raises(Exception, match="cannot boot disk format 'iso'"):
-        vm.create_overlay(tiny_image, "iso", tmp_path / "o.qcow2")
+    with pytest.raises(Exception, match="cannot boot disk format 'ploop'"):
+        vm.create_overlay(tiny_image, "ploop", tmp_path / "o.qcow2")

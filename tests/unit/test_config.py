@@ -79,6 +79,39 @@ def test_pipeline_defaults(config_tree):
     assert config.vendors_dir == (config_tree / "vendors").resolve()
 
 
+@pytest.mark.parametrize("in_file, env, expected", [
+    (None, None, "auto"), ("tcg", None, "tcg"), ("kvm", "tcg", "tcg"), (None, "kvm", "kvm"),
+])
+def test_accel_setting_file_then_environment(config_tree, monkeypatch, in_file, env, expected):
+    path = config_tree / "pipeline.yaml"
+    data = yaml.safe_load(path.read_text())
+    if in_file:
+        data["accel"] = in_file
+    path.write_text(yaml.safe_dump(data))
+    if env:
+        monkeypatch.setenv("IMAGEFLEET_ACCEL", env)
+    else:
+        monkeypatch.delenv("IMAGEFLEET_ACCEL", raising=False)
+    assert load_pipeline(path).accel == expected
+
+
+@pytest.mark.parametrize("in_file, env, key", [("fast", None, "accel"),
+                                               (None, "hvf", "IMAGEFLEET_ACCEL")])
+def test_bad_accel_setting_is_one_line_naming_its_source(config_tree, monkeypatch, in_file,
+                                                         env, key):
+    path = config_tree / "pipeline.yaml"
+    data = yaml.safe_load(path.read_text())
+    if in_file:
+        data["accel"] = in_file
+    path.write_text(yaml.safe_dump(data))
+    if env:
+        monkeypatch.setenv("IMAGEFLEET_ACCEL", env)
+    else:
+        monkeypatch.delenv("IMAGEFLEET_ACCEL", raising=False)
+    with pytest.raises(ConfigError, match=key):
+        load_pipeline(path)
+
+
 def _select(config_tree, tmp_path, clouds, only=None, env=None):
     config = load_pipeline(config_tree / "pipeline.yaml")
     profiles = load_profiles(config.vendors_dir)

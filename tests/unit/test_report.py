@@ -55,3 +55,24 @@ def test_html_escapes_cloud_text():
     bad.error = "<script>alert(1)</script>"
     page = render_html(make_report("r", "b", [bad]))
     assert "<script>alert" not in page and "&lt;script&gt;" in page
+
+
+def test_local_boot_accelerator_and_its_fallback_reach_the_row_and_summary():
+    fell_back = {"accel": "tcg", "accel_why": "a KVM boot failed although the probe passed",
+                 "accel_fallback": {"from": "kvm", "to": "tcg", "seconds_lost": 30.4,
+                                    "why": "KVM boot showed nothing past the boot loader"}}
+    plain = {"accel": "tcg", "accel_why": "/dev/kvm missing or not writable",
+             "accel_fallback": None}
+    a = cloud_row("rax", "rackspace-like", "vhd", build={}, convert={}, local_boot=fell_back,
+                  upload=UPLOAD, verify=VERIFY, error=None, failed_stage=None)
+    b = cloud_row("hp", "hp-like", "qcow2", build={}, convert={}, local_boot=plain,
+                  upload=UPLOAD, verify=VERIFY, error=None, failed_stage=None)
+    assert a.accel == "tcg"
+    assert a.accel_note == ("KVM boot failed after 30.4 s (KVM boot showed nothing past the "
+                            "boot loader); booted again under TCG")
+    assert b.accel_note == "/dev/kvm missing or not writable"
+    report = make_report("2026-11-30", "abc", [a, b])
+    table = render_table(report)
+    assert "local boot vhd: tcg (KVM boot failed after 30.4 s" in table
+    assert "local boot qcow2: tcg (/dev/kvm missing" in table
+    assert "booted again under TCG" in render_html(report)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline.core.errors import ConfigError
-from pipeline.image import accel, vm
+from pipeline.image import vm
+from qemuhost.accel import accel_args
 
 
 @pytest.mark.parametrize("disk_format, qemu_name", [
@@ -16,12 +17,12 @@ def test_qemu_format(disk_format, qemu_name):
 
 
 def test_qemu_format_refuses_unknown():
-    with pytest.raises(ConfigError, match="iso"):
-        vm.qemu_format("iso")
+    with pytest.raises(ConfigError, match="ploop"):
+        vm.qemu_format("ploop")
 
 
 def _argv(kvm: bool, config_drive=None) -> list[str]:
-    return vm.qemu_argv(overlay="/w/o.qcow2", accel_args=accel.choose_accel(kvm),
+    return vm.qemu_argv(overlay="/w/o.qcow2", accel_args=accel_args("kvm" if kvm else "tcg"),
                         memory_mb=512, cpus=2, ssh_port=2222, mac=vm.DEFAULT_MAC,
                         console_log="/w/console.log", config_drive=config_drive)
 
