@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-# Glance disk_format -> qemu-img format name, and the file extension we write.
+from qemuhost.formats import QEMU_DRIVERS
+
+# The Glance disk formats we write, their qemu names (qemuhost's one table) and extensions.
 KNOWN_FORMATS = ("vhd", "qcow2", "raw")
-QEMU_FORMAT = {"vhd": "vpc", "qcow2": "qcow2", "raw": "raw"}
+QEMU_FORMAT = {fmt: QEMU_DRIVERS[fmt] for fmt in KNOWN_FORMATS}
 EXTENSION = {"vhd": "vhd", "qcow2": "qcow2", "raw": "raw"}
 
 

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from pipeline.core import runner
 from pipeline.core.errors import CommandError, ConvertError, DiskFullError, ImageCorruptError
+from pipeline.core.formats import QEMU_FORMAT
 
 LOG = logging.getLogger(__name__)
 
 QEMU_IMG = "qemu-img"  # swappable, e.g. for a fake in tests
-FORMATS = ("raw", "qcow2", "vpc")
+FORMATS = tuple(sorted(set(QEMU_FORMAT.values())))   # qemu names of what we write
 _PROGRESS = re.compile(r"\(\s*([0-9.]+)/100%\)")
 
 # qemu-img check exit codes (qemu-img(1)).
