@@ -118,8 +118,8 @@ def measure(lc, names: list[str], root: Path, workers: int, label: str,
             errors = [ln for ln in result.stderr.splitlines() if ln.startswith("imagefleet: ")]
             out["error"] = "; ".join(errors) or result.stderr[-500:]
             return out
-        report = pipeline.run.report()
-        entries = pipeline.run.ledger()
+        report = pipeline.report()
+        entries = pipeline.ledger()
         counts = pipeline.tasks_run()
         rows = {row["cloud"]: row for row in report["clouds"]}
         run_start = min(e["time"] for e in entries)

@@ -82,7 +82,7 @@ def test_same_date_does_nothing_next_date_only_what_changed(cloud, tmp_path):
         assert result.returncode == 0, result.stderr[-2000:]
         assert pipeline.tasks_run(since=started) == {}, date
         assert "work done: none" in result.stdout
-        assert pipeline.run.report()["run"] == date
+        assert pipeline.report()["run"] == date
     assert {n: {i["id"] for i in our_images(cloud, n)} - before[n] for n in NAMES} == new
 
     with open(source, "r+b") as f:                        # the next night's inputs changed

@@ -82,7 +82,7 @@ def test_publish_through_luigid_with_three_workers(luigid, cloud, pipeline):
     ran = pipeline.tasks_run(since=started)
     assert ran == {"BuildBaseImage": 1, "ConvertImage": 2, "LocalBoot": 2, "UploadImage": 3,
                    "VerifyImage": 3, "RetainImages": 3}
-    report = pipeline.run.report()
+    report = pipeline.report()
     assert report["ok"] and [c["status"] for c in report["clouds"]] == ["done"] * 3
     for name in NAMES:
         assert len(our_images(cloud, name)) == 1
@@ -125,7 +125,7 @@ clouds_yaml = {pipeline.clouds_yaml}
     for worker, output in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, output[-3000:]
 
-    entries = pipeline.run.ledger(since=started)
+    entries = pipeline.ledger(since=started)
     by_task: dict[str, list[int]] = {}
     for entry in entries:
         by_task.setdefault(entry["task_id"], []).append(entry["pid"])

@@ -143,14 +143,14 @@ def _pipeline(cloud, root: Path, *, entry: dict | None = None,
 
 def malformed_pipeline_yaml(cloud, root: Path) -> BadConfig:
     pipeline = _pipeline(cloud, root)
-    pipeline.settings.config.write_text("image:\n  name: tinyfleet\n   source: tiny.raw\n")
-    return BadConfig(pipeline, [f"imagefleet: {pipeline.settings.config}: config: ",
+    pipeline.config.write_text("image:\n  name: tinyfleet\n   source: tiny.raw\n")
+    return BadConfig(pipeline, [f"imagefleet: {pipeline.config}: config: ",
                                 "malformed YAML: line 3"])
 
 
 def unknown_key_in_pipeline_yaml(cloud, root: Path) -> BadConfig:
     pipeline = _pipeline(cloud, root, extra={"retention": {"keep": 2, "kep": 3}})
-    return BadConfig(pipeline, [f"imagefleet: {pipeline.settings.config}: config: ",
+    return BadConfig(pipeline, [f"imagefleet: {pipeline.config}: config: ",
                                 "retention.kep: unknown key"])
 
 
@@ -181,7 +181,7 @@ def format_the_vendor_refuses(cloud, root: Path) -> BadConfig:
 def missing_element(cloud, root: Path) -> BadConfig:
     pipeline = _pipeline(cloud, root, extra={
         "image": {"name": "tinyfleet", "elements": ["no-such-element"]}})
-    return BadConfig(pipeline, [str(pipeline.settings.config), ": build: ",
+    return BadConfig(pipeline, [str(pipeline.config), ": build: ",
                                 "element 'no-such-element' not found"])
 
 
@@ -246,7 +246,7 @@ def test_cloud_refusal_fails_the_upload_and_leaves_nothing(cloud, booted, tmp_pa
     assert_nothing_half_written(pipeline.work, [f"uploads/*/{name}.json",
                                                 f"verify/*/{name}.json"])
     if result.returncode == 1:                               # the run got as far as a report
-        report = pipeline.run.report()
+        report = pipeline.report()
         assert report["failed"] == [name] and not report["ok"]
     assert_cloud_untouched(cloud, name, leaks)
 

@@ -248,7 +248,7 @@ def test_fault_through_the_whole_pipeline(outcomes, leaks, scenario):
             assert fault["fired"] == scenario.fired, (fault, tail)
         else:
             assert fault["fired"] >= 1, f"the fault never fired: {fault}"
-    report = pipeline.run.report()
+    report = pipeline.report()
     (row,) = report["clouds"]
     images = [(i["id"], i["status"]) for i in outcome.images]
 

@@ -110,7 +110,7 @@ def our_qemus(work: Path) -> list[str]:
 
 
 def once_each(pipeline: Pipeline) -> dict[str, int]:
-    counts = collections.Counter(e["task_id"] for e in pipeline.run.ledger())
+    counts = collections.Counter(e["task_id"] for e in pipeline.ledger())
     return {task: n for task, n in counts.items() if n > 1}
 
 
@@ -207,7 +207,7 @@ def kill_inside(stage: str, lc, tmp_path: Path, leaks: Leaks) -> None:
         kill_group(run)
         lc.clear_faults(cloud)
     killed_at = time.time()
-    before = pipeline.run.ledger()
+    before = pipeline.ledger()
     # qemu dies with the run (SIGKILL of the group, or its parent-death signal): allow
     # it the moment a loaded machine takes to deliver the signal and let qemu exit
     wait_for(lambda: not our_qemus(pipeline.work), 15, "local qemus to die with the run")
@@ -221,9 +221,9 @@ def kill_inside(stage: str, lc, tmp_path: Path, leaks: Leaks) -> None:
     assert once_each(pipeline) == {}, "a finished stage was redone"
     assert pipeline.tasks_run(since=killed_at)      # the rest did run
     assert {e["task_id"] for e in before}.isdisjoint(
-        e["task_id"] for e in pipeline.run.ledger(since=killed_at))
+        e["task_id"] for e in pipeline.ledger(since=killed_at))
 
-    name = f"tinyfleet-{pipeline.run.report()['build_id']}"
+    name = f"tinyfleet-{pipeline.report()['build_id']}"
     images = [i for i in our_images(lc, cloud) if i["name"] == name]
     assert len(images) == 1 and images[0]["status"] == "active", images
     cleanup = pipeline.run(command="cleanup", date=None)
@@ -272,6 +272,6 @@ def test_two_runs_of_the_same_date_do_not_upload_twice(lc, outcomes, tmp_path, l
         if process.returncode:
             assert "another run holds" in err and err.count("imagefleet: ") == 1
     assert len([i for i in our_images(lc, "hp-like") if i["id"] not in earlier]) == 1
-    assert [e["task"] for e in pipeline.run.ledger()].count("UploadImage") == 1
+    assert [e["task"] for e in pipeline.ledger()].count("UploadImage") == 1
     leaks.count(lc, "hp-like")
     assert leaks.total == 0, leaks.details

@@ -165,7 +165,7 @@ def test_twelve_clouds_in_one_run(tmp_path, leaks):
                     process.kill()
         seconds = time.monotonic() - began
         output = (tmp_path / "pipeline.out").read_text(errors="replace")
-        report = pipeline.run.report()
+        report = pipeline.report()
         total_memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         print(f"\n12 clouds: {seconds:.0f} s, exit {process.returncode}; peak PSS: run "
               f"{sampler.peak_run / MiB:.0f} MiB, local cloud and guests "

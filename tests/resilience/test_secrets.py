@@ -152,7 +152,7 @@ def test_a_wrong_password_is_not_echoed(cloud, luigid, published, tmp_path, leak
     clouds["clouds"]["hp-like-2"] = dict(cloud.config("hp-like"))
     clouds["clouds"]["hp-like-2"]["auth"] = dict(cloud.config("hp-like")["auth"], password=wrong)
     (tmp_path / "clouds.yaml").write_text(yaml.safe_dump(clouds, sort_keys=False))
-    again = Pipeline(pipeline.settings.config, tmp_path / "clouds.yaml", tmp_path / "work")
+    again = Pipeline(pipeline.config, tmp_path / "clouds.yaml", tmp_path / "work")
 
     result = again.run("--workers", "3", "--scheduler-url", luigid, "-vv", timeout=600)
     assert result.returncode == 1, result.stderr[-3000:]
