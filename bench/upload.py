@@ -115,7 +115,8 @@ def child(args: argparse.Namespace) -> int:
     """Run one upload_image and print its timings and peak RSS as JSON."""
     from pipeline.cloud import glance as glance_mod
     from pipeline.cloud import staging
-    from pipeline.cloud.upload import BuildInfo, upload_image
+    from pipeline.cloud.marks import BuildInfo
+    from pipeline.cloud.upload import upload_image
 
     transfer = [0.0]
 

@@ -6,8 +6,9 @@ import json
 
 import luigi
 
+from pipeline.cloud.marks import BuildInfo
 from pipeline.cloud.mechanism import upload_priority
-from pipeline.cloud.upload import BuildInfo, upload_image
+from pipeline.cloud.upload import upload_image
 from pipeline.image.build import BUILD_ID_LEN
 from tasks.base import ImagefleetTask
 from tasks.build import ConvertImage

@@ -6,8 +6,8 @@ import json
 
 import luigi
 
+from pipeline.cloud.marks import BuildInfo
 from pipeline.cloud.mechanism import upload_priority
-from pipeline.cloud.upload import BuildInfo
 from pipeline.cloud.verify import local_boot, verify_image
 from pipeline.core.formats import EXTENSION
 from pipeline.image.build import BUILD_ID_LEN

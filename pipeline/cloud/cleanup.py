@@ -21,6 +21,7 @@ from typing import Any
 
 from keystoneauth1 import session as ksa_session
 
+from pipeline.cloud.marks import BUILD, MANAGED
 from pipeline.cloud.netaccess import Clients, clients, delete_group
 from pipeline.cloud.session import cloud_errors, make_session
 from pipeline.core import atomicfile
@@ -29,8 +30,6 @@ from pipeline.settings.clouds import Cloud
 LOG = logging.getLogger(__name__)
 
 PREFIX = "imagefleet-verify-"
-MANAGED = "imagefleet_managed"
-BUILD = "imagefleet_build"
 
 
 def resource_name(build_id: str, token: str | None = None) -> str:

@@ -18,20 +18,12 @@ from keystoneauth1 import session as ksa_session
 
 from pipeline.cloud.discovery import discover_image_api
 from pipeline.cloud.glance import Glance, Image
+from pipeline.cloud.marks import VERIFIED, made_by_imagefleet
 from pipeline.cloud.session import make_session
-from pipeline.cloud.upload import MANAGED
 from pipeline.core.errors import PipelineError
 from pipeline.settings.clouds import Cloud
 
 LOG = logging.getLogger(__name__)
-VERIFIED = "imagefleet_verified"
-
-
-def is_ours(image: Image, image_name: str) -> bool:
-    return (image.properties.get(MANAGED) == "true"
-            and (image.name or "").startswith(f"{image_name}-"))
-
-
 def failed_verify(image: Image) -> bool:
     return image.properties.get(VERIFIED) == "false"
 
@@ -40,7 +32,7 @@ def images_to_delete(images: Sequence[Image], *, keep: int, image_name: str,
                      current_id: str | None) -> list[Image]:
     """Our images beyond the newest ``keep`` good ones (the current one always kept),
     and those that failed a test boot and are older than the current one."""
-    ours = [i for i in images if is_ours(i, image_name)]
+    ours = [i for i in images if made_by_imagefleet(i, image_name)]
     current = next((i for i in ours if i.id == current_id), None)
     good = sorted((i for i in ours if i.id == current_id or not failed_verify(i)),
                   key=lambda i: (i.id == current_id, i.created_at or "", i.id), reverse=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from keystoneauth1 import session as ksa_session
 
 from pipeline.cloud.discovery import ImageApi, discover_image_api
 from pipeline.cloud.glance import Glance, Image
+from pipeline.cloud.marks import SHA256, BuildInfo, image_properties, is_this_build
 from pipeline.cloud.mechanism import Mechanism, choose_upload_mechanism
 from pipeline.cloud.session import cloud_errors, has_service, make_session
 from pipeline.cloud.staging import StagedObject, SwiftStaging
@@ -36,22 +36,8 @@ from pipeline.settings.clouds import Cloud
 
 LOG = logging.getLogger(__name__)
 
-MANAGED = "imagefleet_managed"
 DEFAULT_ACTIVE_TIMEOUT = 1800
 TEMP_URL_SECONDS = 6 * 3600
-
-
-@dataclass(frozen=True)
-class BuildInfo:
-    """What identifies a build in every cloud: ``<image_name>-<build_id>`` plus properties."""
-
-    build_id: str
-    digest: str           # digest of the source (base) image
-    image_name: str
-
-    @property
-    def cloud_image_name(self) -> str:
-        return f"{self.image_name}-{self.build_id}"
 
 
 @dataclass
@@ -76,32 +62,10 @@ class UploadRecord:
         return asdict(self)
 
 
-def image_properties(build: BuildInfo, disk_format: str, digests: Digests,
-                     extra: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """The properties that make an image findable as ours (and by content)."""
-    props = {str(k): str(v) for k, v in (extra or {}).items()}
-    props.update({
-        MANAGED: "true",
-        "imagefleet_build": build.build_id,
-        "imagefleet_digest": build.digest,
-        "imagefleet_format": disk_format,
-        "imagefleet_md5": digests.md5,
-        "imagefleet_sha256": digests.sha256,
-        "imagefleet_sha512": digests.sha512,
-    })
-    return props
-
-
-def is_ours(image: Image, build: BuildInfo) -> bool:
-    """Ours and of this build: the only images upload or cleanup may delete."""
-    props = image.properties
-    return props.get(MANAGED) == "true" and props.get("imagefleet_build") == build.build_id
-
-
 def reusable(image: Image, build: BuildInfo, disk_format: str, digests: Digests) -> bool:
     """An active image of ours with the same content: a rerun uploads nothing."""
-    return (is_ours(image, build) and image.status == "active"
-            and image.properties.get("imagefleet_sha256") == digests.sha256
+    return (is_this_build(image, build) and image.status == "active"
+            and image.properties.get(SHA256) == digests.sha256
             and image.disk_format == disk_format
             and (image.checksum is None or image.checksum == digests.md5))
 
@@ -309,7 +273,7 @@ class _Upload:
     # --- what is already there, and what to remove ------------------------
 
     def _ours(self) -> list[Image]:
-        return [i for i in self.glance.find(self.name) if is_ours(i, self.build)]
+        return [i for i in self.glance.find(self.name) if is_this_build(i, self.build)]
 
     def _existing(self) -> Image | None:
         for image in self._ours():

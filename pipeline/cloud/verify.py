@@ -27,10 +27,10 @@ from pipeline.cloud import addresses, reach
 from pipeline.cloud.cleanup import Journal, resource_name, server_metadata
 from pipeline.cloud.compute import console_tail, elapsed
 from pipeline.cloud.keys import temporary_keypair
+from pipeline.cloud.marks import BuildInfo
 from pipeline.cloud.netaccess import NetworkAccess, checker_address, clients
 from pipeline.cloud.retention import record_failed_verify
 from pipeline.cloud.session import make_session
-from pipeline.cloud.upload import BuildInfo
 from pipeline.core.errors import (
     BootError,
     PipelineError,

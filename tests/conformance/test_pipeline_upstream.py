@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cloud.upload import BuildInfo, upload_image
+from pipeline.cloud.marks import BuildInfo
+from pipeline.cloud.upload import upload_image
 from pipeline.settings.clouds import Cloud, load_clouds
 from pipeline.settings.config import Profile, load_profiles
 from tests.conformance.conftest import Target

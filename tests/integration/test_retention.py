@@ -9,9 +9,10 @@ import time
 import pytest
 
 from localcloud.testing import running_cloud
-from pipeline.cloud.retention import VERIFIED, apply_retention, record_failed_verify
+from pipeline.cloud.marks import VERIFIED, BuildInfo
+from pipeline.cloud.retention import apply_retention, record_failed_verify
 from pipeline.cloud.session import make_session
-from pipeline.cloud.upload import BuildInfo, upload_image
+from pipeline.cloud.upload import upload_image
 from pipeline.core import runner
 from tests.integration.test_upload import FAST, glance, make_cloud
 

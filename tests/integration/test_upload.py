@@ -21,8 +21,9 @@ import pytest
 from pipeline.cloud import staging
 from pipeline.cloud.discovery import discover_image_api
 from pipeline.cloud.glance import Glance
+from pipeline.cloud.marks import BuildInfo
 from pipeline.cloud.session import make_session
-from pipeline.cloud.upload import BuildInfo, upload_image
+from pipeline.cloud.upload import upload_image
 from pipeline.core import errors
 from pipeline.core.formats import QEMU_FORMAT, choose_disk_format
 from pipeline.core.progress import Progress

@@ -26,7 +26,8 @@ import pytest
 import yaml
 
 from pipeline.cloud import cleanup
-from pipeline.cloud.upload import BuildInfo, upload_image
+from pipeline.cloud.marks import BuildInfo
+from pipeline.cloud.upload import upload_image
 from pipeline.cloud.verify import local_boot, verify_image
 from pipeline.core import errors
 from pipeline.image.convert import convert_image
@@ -268,7 +269,7 @@ DRIVER = """
 import sys
 from pipeline.settings.clouds import load_clouds, select_clouds
 from pipeline.settings.config import load_pipeline, load_profiles
-from pipeline.cloud.upload import BuildInfo
+from pipeline.cloud.marks import BuildInfo
 from pipeline.cloud.verify import verify_image
 config = load_pipeline(sys.argv[1])
 (cloud,) = select_clouds(config, load_profiles(config.vendors_dir), load_clouds(sys.argv[2]),
