@@ -31,14 +31,7 @@ from pipeline.cloud.marks import BuildInfo
 from pipeline.cloud.netaccess import NetworkAccess, checker_address, clients
 from pipeline.cloud.retention import record_failed_verify
 from pipeline.cloud.session import make_session
-from pipeline.core.errors import (
-    BootError,
-    PipelineError,
-    ReachabilityError,
-    VerifyError,
-    WaitTimeout,
-)
-from pipeline.core.waiting import iterate_timeout
+from pipeline.core.errors import PipelineError, ReachabilityError, VerifyError
 from pipeline.image import configdrive, vm
 from pipeline.image.convert import check_converted
 from pipeline.settings.clouds import Cloud
@@ -81,36 +74,10 @@ class VerifyRecord:
         return asdict(self)
 
 
-def wait_for_banner(host: str, port: int, *, timeout: float, vm_: vm.Vm | None = None,
-                    where: str | None = None, poll: float = 1.0) -> reach.ReachResult:
-    """Only the first stage of ``reach.wait_for_ssh``: for test images that cannot log in."""
-    start = vm_.started_at if vm_ is not None else time.monotonic()
-    last = f"{reach.NO_TCP} (not tried yet)"
-    try:
-        for _ in iterate_timeout(timeout, f"SSH banner from {host}:{port}", wait=poll):
-            if vm_ is not None and not vm_.alive():
-                raise BootError(vm_.describe_exit(), where=where)
-            try:
-                banner = reach.read_banner(host, port, 5.0)
-            except reach._NoBanner as e:      # noqa: SLF001 - reach's own "no banner" signal
-                last = f"{reach.NO_BANNER} ({e})"
-                continue
-            except OSError as e:
-                last = f"{reach.NO_TCP} ({e})"
-                continue
-            seconds = round(time.monotonic() - start, 1)
-            return reach.ReachResult(seconds_to_banner=seconds, seconds_to_login=seconds,
-                                     output="", banner=banner, host_key="")
-    except WaitTimeout:
-        raise ReachabilityError(f"{host}:{port}: no SSH banner within {timeout:g} s; last "
-                                f"stage: {last}", where=where) from None
-    raise AssertionError("unreachable")
-
-
 def _check(host: str, port: int, *, timeout: float, key_path: Path, username: str,
            login: bool, where: str | None, vm_: vm.Vm | None = None) -> reach.ReachResult:
     if not login:
-        return wait_for_banner(host, port, timeout=timeout, vm_=vm_, where=where)
+        return reach.wait_for_banner(host, port, timeout=timeout, vm=vm_, where=where)
     return reach.wait_for_ssh(host, port, timeout=timeout, key_path=key_path,
                               username=username, vm=vm_, where=where)
 
