@@ -20,8 +20,8 @@ from typing import Any
 from keystoneauth1 import session as ksa_session
 
 from pipeline.cloud import addresses
-from pipeline.cloud.compute import Api, Nova
-from pipeline.cloud.session import adapter
+from pipeline.cloud.compute import Nova
+from pipeline.cloud.session import Api, adapter
 from pipeline.core import errors
 from pipeline.core.waiting import iterate_timeout
 from pipeline.settings.clouds import Cloud
