@@ -86,10 +86,10 @@ def curl_baseline(mechanism: str, cloud: Cloud, path: Path) -> float:
     """curl -T to the endpoint ``mechanism`` sends its data to; cleans up after itself."""
     session = make_session(cloud.config)
     token = session.get_token()
-    api = discover_image_api(session, cloud.config, cloud.profile.get("image.api_version"))
+    api = discover_image_api(session, cloud.config, cloud.profile.image.api_version)
     glance = Glance(api, cloud.name)
     fields = {"name": "bench-curl", "disk_format": cloud.disk_format,
-              "container_format": cloud.profile.get("image.container_format") or "bare"}
+              "container_format": cloud.profile.image.container_format}
     if mechanism == "glance-v1-put":
         headers = {f"x-image-meta-{k}": v for k, v in fields.items()}
         seconds = curl(path, f"{api.endpoint.rstrip('/')}/images", token, "POST", headers)
@@ -138,7 +138,7 @@ def child(args: argparse.Namespace) -> int:
                                                        "imagefleet-bench"), poll_interval=0.2)
     total = time.perf_counter() - start
     Glance(discover_image_api(make_session(cloud.config), cloud.config,
-                              cloud.profile.get("image.api_version")),
+                              cloud.profile.image.api_version),
            cloud.name).delete(record.image_id)
     print(json.dumps({"transfer": transfer[0], "total": total, "bytes": record.bytes,
                       "mechanism": record.mechanism,

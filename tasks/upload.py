@@ -27,7 +27,7 @@ class UploadImage(ImagefleetTask):
 
     @property
     def priority(self):
-        return upload_priority(self.target_cloud.profile.get("image.upload"))
+        return upload_priority(self.target_cloud.profile.image.upload)
 
     def failure_where(self) -> str:
         return self.cloud

@@ -66,7 +66,7 @@ class VerifyImage(ImagefleetTask):
 
     @property
     def priority(self):
-        return upload_priority(self.target_cloud.profile.get("image.upload"))
+        return upload_priority(self.target_cloud.profile.image.upload)
 
     @property
     def build_id(self) -> str:

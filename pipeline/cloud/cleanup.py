@@ -89,7 +89,7 @@ def sweep(cloud: Cloud, *, session: ksa_session.Session | None = None,
     Run it when no verify is running against the cloud: it cannot tell a
     crashed run's server from a live one.
     """
-    if cloud.profile.get("compute.api", "nova") == "none":
+    if cloud.profile.compute.api == "none":
         return {}
     session = session or make_session(cloud.config)
     c = clients(cloud, session)

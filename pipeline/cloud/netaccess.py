@@ -83,7 +83,7 @@ class Clients:
 def clients(cloud: Cloud, session: ksa_session.Session) -> Clients:
     compute = adapter(session, cloud.config, "compute")
     nova = Nova(compute, cloud.name)
-    api = cloud.profile.get("network.api")
+    api = cloud.profile.network.api
     neutron = None
     if api == "neutron":
         neutron = Neutron(adapter(session, cloud.config, "network", min_version="2.0",
@@ -119,7 +119,7 @@ class NetworkAccess:
 
     def __init__(self, cloud: Cloud, c: Clients, record: Record | None = None):
         self.where = cloud.name
-        self.api = cloud.profile.get("network.api")
+        self.api = cloud.profile.network.api
         self.c = c
         self.record = record or (lambda kind, collection, rid: None)
         self.made = Made()

@@ -52,7 +52,7 @@ def record_failed_verify(cloud: Cloud, session: ksa_session.Session, image_id: s
     """Best effort, after a failed test boot: the run's error line stays the one to read."""
     try:
         glance = Glance(discover_image_api(session, cloud.config,
-                                           cloud.profile.get("image.api_version")), cloud.name)
+                                           cloud.profile.image.api_version), cloud.name)
         mark_verified(glance, glance.get(image_id), ok=False)
     except PipelineError as e:
         LOG.warning("%s: could not mark image %s as failing its test boot: %s",
@@ -64,7 +64,7 @@ def apply_retention(cloud: Cloud, *, keep: int, image_name: str, current_id: str
     """Delete our older images in ``cloud``; returns the ids deleted."""
     session = session or make_session(cloud.config)
     glance = Glance(discover_image_api(session, cloud.config,
-                                       cloud.profile.get("image.api_version")), cloud.name)
+                                       cloud.profile.image.api_version), cloud.name)
     images = glance.list_all()
     current = next((i for i in images if i.id == current_id), None)
     if current is not None:

@@ -37,8 +37,6 @@ LOG = logging.getLogger(__name__)
 # swiftclient logs the first 16 characters of a token by default; none will do.
 swiftclient.client.logger_settings["reveal_sensitive_prefix"] = 0
 
-DEFAULT_CONTAINER = "imagefleet-staging"
-DEFAULT_DELETE_AFTER = 24 * 3600
 SEGMENT_THREADS = 4
 # Credentials SwiftService would otherwise pick up from OS_*/ST_* variables.
 _NO_AMBIENT_AUTH = ("auth", "user", "key", "os_username", "os_user_id", "os_password",
@@ -89,12 +87,12 @@ class SwiftStaging:
     """Swift as the staging area of one cloud."""
 
     def __init__(self, session: ksa_session.Session, cloud: CloudConfig, *,
-                 container: str | None = None, delete_after: int | None = None):
+                 container: str, delete_after: int):
         self.session = session
         self.cloud = cloud
-        self.container = container or DEFAULT_CONTAINER
+        self.container = container
         self.segment_container = f"{self.container}_segments"
-        self.delete_after = int(delete_after or DEFAULT_DELETE_AFTER)
+        self.delete_after = int(delete_after)
         self.adapter = adapter(session, cloud, "object-store")
 
     def _options(self) -> dict[str, Any]:

@@ -36,7 +36,6 @@ from pipeline.settings.clouds import Cloud
 
 LOG = logging.getLogger(__name__)
 
-DEFAULT_ACTIVE_TIMEOUT = 1800
 TEMP_URL_SECONDS = 6 * 3600
 
 
@@ -111,32 +110,29 @@ class _Upload:
         self.session = session
         self.progress_factory = progress
         self.poll = poll_interval
-        self.profile = cloud.profile
         self.disk_format = cloud.disk_format
         self.name = build.cloud_image_name
-        self.timeout = float(self.profile.get("image.active_timeout") or DEFAULT_ACTIVE_TIMEOUT)
-        self.container_format = self.profile.get("image.container_format") or "bare"
-        self.visibility = self.profile.get("image.visibility") or "private"
-        self.staging = SwiftStaging(session, cloud.config,
-                                    container=self.profile.get("image.staging_container"),
-                                    delete_after=self.profile.get("image.staging_delete_after"))
+        self.image = image = cloud.profile.image
+        self.timeout = float(image.active_timeout)
+        self.staging = SwiftStaging(session, cloud.config, container=image.staging_container,
+                                    delete_after=image.staging_delete_after)
 
     # --- the mechanisms: each returns the id of the image it made --------
 
     def _fields(self) -> dict[str, Any]:
         return {"name": self.name, "disk_format": self.disk_format,
-                "container_format": self.container_format}
+                "container_format": self.image.container_format}
 
     def put_v1(self, attempt: _Attempt, progress: Progress) -> str:
         fields = {**self._fields(), "size": self.digests.size, "checksum": self.digests.md5,
-                  "is_public": str(self.visibility == "public")}
+                  "is_public": str(self.image.visibility == "public")}
         with FileBody(self.path, progress) as body:
             image = self.glance.create_v1(fields, self.props, body)
         attempt.images.append(image.id)
         return image.id
 
     def put_v2(self, attempt: _Attempt, progress: Progress) -> str:
-        image = self.glance.create_v2({**self._fields(), "visibility": self.visibility},
+        image = self.glance.create_v2({**self._fields(), "visibility": self.image.visibility},
                                       self.props)
         attempt.images.append(image.id)
         with FileBody(self.path, progress) as body:
@@ -144,7 +140,7 @@ class _Upload:
         return image.id
 
     def glance_direct(self, attempt: _Attempt, progress: Progress) -> str:
-        image = self.glance.create_v2({**self._fields(), "visibility": self.visibility},
+        image = self.glance.create_v2({**self._fields(), "visibility": self.image.visibility},
                                       self.props)
         attempt.images.append(image.id)
         with FileBody(self.path, progress) as body:
@@ -160,7 +156,7 @@ class _Upload:
         staged = self._stage(attempt, progress)
         # Rackspace-style clouds take "container/object"; upstream Glance wants a URL.
         source = (self.staging.temp_url(staged, TEMP_URL_SECONDS)
-                  if self.profile.get("image.task_import_from") == "temp-url"
+                  if self.image.task_import_from == "temp-url"
                   else staged.import_from)
         attempt.task_id = self.glance.create_import_task(
             source, self.disk_format, {**self._fields(), **self.props})
@@ -171,7 +167,7 @@ class _Upload:
     def web_download(self, attempt: _Attempt, progress: Progress) -> str:
         staged = self._stage(attempt, progress)
         url = self.staging.temp_url(staged, TEMP_URL_SECONDS)
-        image = self.glance.create_v2({**self._fields(), "visibility": self.visibility},
+        image = self.glance.create_v2({**self._fields(), "visibility": self.image.visibility},
                                       self.props)
         attempt.images.append(image.id)
         self.glance.import_image(image.id, "web-download", uri=url)
@@ -188,12 +184,11 @@ class _Upload:
         with cloud_errors(self.where, "upload"):
             # Only the vendor profile pins the version: clouds.yaml's image_api_version
             # is an openstacksdk hint, and discovery knows better.
-            api = discover_image_api(self.session, self.cloud.config,
-                                     self.profile.get("image.api_version"))
+            api = discover_image_api(self.session, self.cloud.config, self.image.api_version)
             self.glance = Glance(api, self.where)
             mechanism = self._mechanism(api)
             self.props = image_properties(self.build, self.disk_format, self.digests,
-                                          self.profile.get("image.properties"))
+                                          self.image.properties)
             existing = self._existing()
             if existing is not None:
                 LOG.info("%s: %s already active as %s (same sha256); nothing to upload",
@@ -220,7 +215,7 @@ class _Upload:
 
     def _mechanism(self, api: ImageApi) -> Mechanism:
         has_swift = has_service(self.session, self.cloud.config, "object-store")
-        return choose_upload_mechanism(self.profile.get("image.upload"), api.version,
+        return choose_upload_mechanism(self.image.upload, api.version,
                                        api.import_methods, has_swift)
 
     def _attempts(self, mechanism: Mechanism, progress: Progress, max_attempts: int,

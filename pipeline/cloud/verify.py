@@ -35,17 +35,12 @@ from pipeline.core.errors import PipelineError, ReachabilityError, VerifyError
 from pipeline.image import configdrive, vm
 from pipeline.image.convert import check_converted
 from pipeline.settings.clouds import Cloud
+from pipeline.settings.profile import ComputeSection
 
 LOG = logging.getLogger(__name__)
 
 LOGIN_USER = "debian"              # elements/imagefleet-base/README.rst
-DEFAULT_BOOT_TIMEOUT = 900
-DEFAULT_MIN_RAM_MB = 512
-DEFAULT_CHECK_PORT = 22
-# The image takes keys (and static networking) only from a config drive: its
-# cloud-init has the ConfigDrive and NoCloud datasources, no metadata service.
-# So every test boot asks for one, whether the profile's networking is static or not.
-CONFIG_DRIVE = True
+DEFAULT_BOOT_TIMEOUT = ComputeSection.boot_timeout     # a local boot gets a cloud's default
 
 
 @dataclass
@@ -95,13 +90,12 @@ class _Verify:
     def __init__(self, cloud: Cloud, session: ksa_session.Session, image_id: str,
                  build: BuildInfo, work_dir: Path, *, boot_timeout: float | None, poll: float,
                  login: bool, username: str, min_disk_gb: int | None, journal_dir: Path):
-        self.cloud, self.where, self.profile = cloud, cloud.name, cloud.profile
+        self.cloud, self.where = cloud, cloud.name
+        self.compute, self.network = cloud.profile.compute, cloud.profile.network
         self.image_id, self.build, self.work_dir = image_id, build, work_dir
         self.poll, self.login, self.username = poll, login, username
-        self.timeout = float(boot_timeout or self.profile.get("compute.boot_timeout")
-                             or DEFAULT_BOOT_TIMEOUT)
-        self.min_disk = max(int(self.profile.get("compute.min_disk_gb") or 0),
-                            int(min_disk_gb or 0))
+        self.timeout = float(boot_timeout or self.compute.boot_timeout)
+        self.min_disk = max(self.compute.min_disk_gb, int(min_disk_gb or 0))
         self.c = clients(cloud, session)
         self.name = resource_name(build.build_id)
         self.journal = Journal(journal_dir, cloud.name, self.name)
@@ -128,23 +122,22 @@ class _Verify:
 
     def _boot_and_check(self, key) -> None:
         nova, neutron, rec = self.c.nova, self.c.neutron, self.record
-        flavor = addresses.choose_flavor(
-            nova.flavors(), int(self.profile.get("compute.min_ram_mb") or DEFAULT_MIN_RAM_MB),
-            self.min_disk, self.profile.get("compute.flavor"))
+        flavor = addresses.choose_flavor(nova.flavors(), self.compute.min_ram_mb,
+                                         self.min_disk, self.compute.flavor)
         networks = neutron.networks() if neutron is not None else None
-        network = addresses.choose_network(networks, self.profile.get("network.network"),
-                                           self.profile.get("network.external"))
+        network = addresses.choose_network(networks, self.network.network,
+                                           self.network.external)
         rec.flavor, rec.network = flavor["name"], network
         nova.create_keypair(self.name, key.public_key)
         self.keypair = self.name
         self.journal.add("keypairs", "os-keypairs", self.name)
         body: dict[str, Any] = {
             "name": self.name, "imageRef": self.image_id, "flavorRef": flavor["id"],
-            "key_name": self.name, "config_drive": CONFIG_DRIVE,
+            "key_name": self.name, "config_drive": self.compute.config_drive,
             "metadata": server_metadata(self.build.build_id)}
         if network:
             body["networks"] = [{"uuid": network}]
-        if self.profile.get("network.security_groups"):
+        if self.network.security_groups:
             group = self.access.create_group(self.name, f"imagefleet verify of {self.image_id}")
             body["security_groups"] = [{"name": group}]
         started = time.monotonic()
@@ -158,11 +151,11 @@ class _Verify:
         rec.seconds_to_active = elapsed(started)
         address, how = self._external_address(server)
         rec.address, rec.address_source = address, how
-        port = int(self.profile.get("network.check_port") or DEFAULT_CHECK_PORT)
+        port = self.network.check_port
         rec.check_port = port
-        if self.profile.get("network.security_groups"):
+        if self.network.security_groups:
             rec.check_cidr = addresses.rule_cidr(checker_address(address, port), address,
-                                                 self.profile.get("network.check_cidr"))
+                                                 self.network.check_cidr)
             self.access.open_port(port, rec.check_cidr, self.name)
         LOG.info("%s: ACTIVE after %.1f s; checking %s:%d (%s)", self.where,
                  rec.seconds_to_active, address, port, how)
@@ -189,13 +182,13 @@ class _Verify:
         ports = neutron.ports(server["id"]) if neutron is not None else None
         networks = neutron.networks() if neutron is not None else None
         found = addresses.external_ipv4(server, ports, networks,
-                                        self.profile.get("network.routable_cidrs") or ())
+                                        self.network.routable_cidrs)
         floating_available = self.c.nova_network is not None or (
             neutron is not None and any(n.get("router:external") for n in networks or []))
-        if addresses.needs_floating_ip(self.profile.get("network.floating_ip") or "auto", found,
+        if addresses.needs_floating_ip(self.network.floating_ip, found,
                                        server, floating_available):
             found = self.access.floating_ip(server, ports, networks,
-                                            self.profile.get("network.floating_network"),
+                                            self.network.floating_network,
                                             self.name)
         if found is None:
             listed = ", ".join(f"{net}: {e.get('addr')}" for net, entries in
@@ -249,7 +242,7 @@ def verify_image(cloud: Cloud, image_id: str, build: BuildInfo, *,
     Raises ``BootError``, ``ReachabilityError``, ``QuotaExceeded``... naming
     the cloud; nothing the attempt made is left behind.
     """
-    if cloud.profile.get("compute.api", "nova") == "none":
+    if cloud.profile.compute.api == "none":
         return VerifyRecord(cloud=cloud.name, image_id=image_id, verified=False,
                             reason="no compute")
     work_dir = Path(work_dir)

@@ -86,7 +86,7 @@ def test_upload_to_upstream(upstream_cloud, qcow2_file, mechanism):
         assert image["imagefleet_sha256"] == hashlib.sha256(data).hexdigest()
         named = image_api.get(f"/images?name={build.cloud_image_name}").json()["images"]
         assert [i["id"] for i in named] == [record.image_id]
-        assert swift_leftovers(swift, cloud.profile.get("image.staging_container")) == []
+        assert swift_leftovers(swift, cloud.profile.image.staging_container) == []
         assert data_files(upstream_cloud, "staging") == []
         assert data_files(upstream_cloud, "tasks") == []
 

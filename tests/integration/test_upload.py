@@ -88,8 +88,7 @@ def new_build():
 
 def glance(cloud):
     session = make_session(cloud.config)
-    return Glance(discover_image_api(session, cloud.config, cloud.profile.get(
-        "image.api_version")), cloud.name)
+    return Glance(discover_image_api(session, cloud.config, cloud.profile.image.api_version), cloud.name)
 
 
 def assert_only(lc, cloud_name, image_ids):
@@ -129,7 +128,7 @@ def test_right_format_by_right_mechanism(lc, profiles, images, cleanup, name):
     assert image.status == "active"
     assert image.name == build.cloud_image_name
     assert image.disk_format == cloud.disk_format
-    assert image.container_format == (cloud.profile.get("image.container_format") or "bare")
+    assert image.container_format == cloud.profile.image.container_format
     assert image.checksum == hashlib.md5(data).hexdigest() == record.checksum
     assert image.properties["imagefleet_sha256"] == hashlib.sha256(data).hexdigest()
     assert image.properties["imagefleet_build"] == build.build_id

@@ -130,7 +130,7 @@ def test_each_cloud_is_reached_by_its_own_path(name, clouds, tiny, lc, tmp_path)
     assert record.address_source == PATH_IN[name]
     assert record.address.startswith("127.") and record.server_id
     assert 0 < record.seconds_to_active <= record.seconds_to_reachable < TINY_TIMEOUT
-    if clouds[name].profile.get("network.security_groups"):
+    if clouds[name].profile.network.security_groups:
         assert record.check_cidr == "127.0.0.1/32" and record.check_port == SSH_PORT
     assert json.loads(json.dumps(record.to_dict()))["server_id"] == record.server_id
     assert leaked(lc, name) == {}
