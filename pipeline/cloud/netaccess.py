@@ -17,11 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from keystoneauth1 import session as ksa_session
-
 from pipeline.cloud import addresses
 from pipeline.cloud.compute import Nova
-from pipeline.cloud.session import Api, adapter
+from pipeline.cloud.session import Api
 from pipeline.core import errors
 from pipeline.core.waiting import iterate_timeout
 from pipeline.settings.clouds import Cloud
@@ -78,18 +76,6 @@ class Clients:
     nova: Nova
     neutron: Neutron | None
     nova_network: NovaNetwork | None
-
-
-def clients(cloud: Cloud, session: ksa_session.Session) -> Clients:
-    compute = adapter(session, cloud.config, "compute")
-    nova = Nova(compute, cloud.name)
-    api = cloud.profile.network.api
-    neutron = None
-    if api == "neutron":
-        neutron = Neutron(adapter(session, cloud.config, "network", min_version="2.0",
-                                  max_version="2.latest"), cloud.name)
-    nova_network = NovaNetwork(compute, cloud.name) if api == "nova-network" else None
-    return Clients(nova, neutron, nova_network)
 
 
 def checker_address(target: str, port: int = 22) -> str | None:

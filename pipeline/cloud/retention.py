@@ -14,12 +14,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from keystoneauth1 import session as ksa_session
-
-from pipeline.cloud.discovery import discover_image_api
+from pipeline.cloud.connection import Connection
 from pipeline.cloud.glance import Glance, Image
 from pipeline.cloud.marks import VERIFIED, made_by_imagefleet
-from pipeline.cloud.session import make_session
 from pipeline.core.errors import PipelineError
 from pipeline.settings.clouds import Cloud
 
@@ -48,23 +45,19 @@ def mark_verified(glance: Glance, image: Image, ok: bool) -> None:
     glance.set_properties(image, {VERIFIED: "true" if ok else "false"})
 
 
-def record_failed_verify(cloud: Cloud, session: ksa_session.Session, image_id: str) -> None:
+def record_failed_verify(conn: Connection, image_id: str) -> None:
     """Best effort, after a failed test boot: the run's error line stays the one to read."""
     try:
-        glance = Glance(discover_image_api(session, cloud.config,
-                                           cloud.profile.image.api_version), cloud.name)
-        mark_verified(glance, glance.get(image_id), ok=False)
+        mark_verified(conn.glance, conn.glance.get(image_id), ok=False)
     except PipelineError as e:
         LOG.warning("%s: could not mark image %s as failing its test boot: %s",
-                    cloud.name, image_id, e)
+                    conn.where, image_id, e)
 
 
 def apply_retention(cloud: Cloud, *, keep: int, image_name: str, current_id: str | None,
-                    session: ksa_session.Session | None = None) -> list[str]:
+                    connection: Connection | None = None) -> list[str]:
     """Delete our older images in ``cloud``; returns the ids deleted."""
-    session = session or make_session(cloud.config)
-    glance = Glance(discover_image_api(session, cloud.config,
-                                       cloud.profile.image.api_version), cloud.name)
+    glance = (connection or Connection(cloud)).glance
     images = glance.list_all()
     current = next((i for i in images if i.id == current_id), None)
     if current is not None:

@@ -19,13 +19,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keystoneauth1 import session as ksa_session
-
-from pipeline.cloud.discovery import ImageApi, discover_image_api
+from pipeline.cloud.connection import Connection
+from pipeline.cloud.discovery import ImageApi
 from pipeline.cloud.glance import Glance, Image
 from pipeline.cloud.marks import SHA256, BuildInfo, image_properties, is_this_build
 from pipeline.cloud.mechanism import Mechanism, choose_upload_mechanism
-from pipeline.cloud.session import cloud_errors, has_service, make_session
+from pipeline.cloud.session import cloud_errors
 from pipeline.cloud.staging import StagedObject, SwiftStaging
 from pipeline.core import errors
 from pipeline.core.checksums import Digests, file_digests
@@ -101,20 +100,19 @@ class _Upload:
     props: dict[str, str]
 
     def __init__(self, cloud: Cloud, path: Path, build: BuildInfo,
-                 session: ksa_session.Session, progress: ProgressFactory,
-                 poll_interval: float):
+                 conn: Connection, progress: ProgressFactory, poll_interval: float):
         self.cloud = cloud
         self.where = cloud.name
         self.path = path
         self.build = build
-        self.session = session
+        self.conn = conn
         self.progress_factory = progress
         self.poll = poll_interval
         self.disk_format = cloud.disk_format
         self.name = build.cloud_image_name
         self.image = image = cloud.profile.image
         self.timeout = float(image.active_timeout)
-        self.staging = SwiftStaging(session, cloud.config, container=image.staging_container,
+        self.staging = SwiftStaging(conn, container=image.staging_container,
                                     delete_after=image.staging_delete_after)
 
     # --- the mechanisms: each returns the id of the image it made --------
@@ -182,11 +180,8 @@ class _Upload:
         start = time.monotonic()
         self.digests = file_digests(self.path)
         with cloud_errors(self.where, "upload"):
-            # Only the vendor profile pins the version: clouds.yaml's image_api_version
-            # is an openstacksdk hint, and discovery knows better.
-            api = discover_image_api(self.session, self.cloud.config, self.image.api_version)
-            self.glance = Glance(api, self.where)
-            mechanism = self._mechanism(api)
+            self.glance = self.conn.glance
+            mechanism = self._mechanism(self.conn.image_api)
             self.props = image_properties(self.build, self.disk_format, self.digests,
                                           self.image.properties)
             existing = self._existing()
@@ -214,7 +209,7 @@ class _Upload:
         return record
 
     def _mechanism(self, api: ImageApi) -> Mechanism:
-        has_swift = has_service(self.session, self.cloud.config, "object-store")
+        has_swift = self.conn.has_service("object-store")
         return choose_upload_mechanism(self.image.upload, api.version,
                                        api.import_methods, has_swift)
 
@@ -234,7 +229,7 @@ class _Upload:
                     raise
                 reauthenticated = True
                 LOG.warning("%s: %s; re-authenticating once", self.where, e.cause)
-                self.session.invalidate()
+                self.conn.session.invalidate()
             except errors.PipelineError as e:
                 self._cleanup(attempt)
                 if not errors.is_retriable(e) or number + 1 >= max_attempts:
@@ -321,13 +316,13 @@ class _Upload:
 
 
 def upload_image(cloud: Cloud, image_path: str | os.PathLike, build: BuildInfo, *,
-                 session: ksa_session.Session | None = None,
+                 connection: Connection | None = None,
                  progress: ProgressFactory = make_progress, poll_interval: float = 2.0,
                  max_attempts: int = 4, retry_wait: float = 2.0,
                  retry_timeout: float = 12 * 3600) -> UploadRecord:
     """Make ``image_path`` an active, verified Glance image in ``cloud``; idempotent.
 
-    ``session`` is the cloud's one keystoneauth Session (made from its
+    ``connection`` is the cloud's one ``Connection`` (made from its
     clouds.yaml entry if not given).  Raises a ``PipelineError`` naming the
     cloud; nothing of the failed upload is left behind.
     """
@@ -335,6 +330,6 @@ def upload_image(cloud: Cloud, image_path: str | os.PathLike, build: BuildInfo, 
     if not path.is_file():
         raise errors.UploadError(f"{path}: no such image file", where=cloud.name)
     check_converted(path, cloud.disk_format, where=cloud.name, step="check before upload")
-    session = session or make_session(cloud.config)
-    upload = _Upload(cloud, path, build, session, progress, poll_interval)
+    upload = _Upload(cloud, path, build, connection or Connection(cloud), progress,
+                     poll_interval)
     return upload.run(max_attempts, retry_wait, retry_timeout)

@@ -21,16 +21,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from keystoneauth1 import session as ksa_session
-
 from pipeline.cloud import addresses, reach
 from pipeline.cloud.cleanup import Journal, resource_name, server_metadata
 from pipeline.cloud.compute import console_tail, elapsed
+from pipeline.cloud.connection import Connection
 from pipeline.cloud.keys import temporary_keypair
 from pipeline.cloud.marks import BuildInfo
-from pipeline.cloud.netaccess import NetworkAccess, checker_address, clients
+from pipeline.cloud.netaccess import NetworkAccess, checker_address
 from pipeline.cloud.retention import record_failed_verify
-from pipeline.cloud.session import make_session
 from pipeline.core.errors import PipelineError, ReachabilityError, VerifyError
 from pipeline.image import configdrive, vm
 from pipeline.image.convert import check_converted
@@ -87,7 +85,7 @@ def _check_build_id(result: reach.ReachResult, expected: str, where: str | None)
 class _Verify:
     """One test boot; ``run`` is ``verify_image``."""
 
-    def __init__(self, cloud: Cloud, session: ksa_session.Session, image_id: str,
+    def __init__(self, cloud: Cloud, conn: Connection, image_id: str,
                  build: BuildInfo, work_dir: Path, *, boot_timeout: float | None, poll: float,
                  login: bool, username: str, min_disk_gb: int | None, journal_dir: Path):
         self.cloud, self.where = cloud, cloud.name
@@ -96,7 +94,7 @@ class _Verify:
         self.poll, self.login, self.username = poll, login, username
         self.timeout = float(boot_timeout or self.compute.boot_timeout)
         self.min_disk = max(self.compute.min_disk_gb, int(min_disk_gb or 0))
-        self.c = clients(cloud, session)
+        self.c = conn.clients
         self.name = resource_name(build.build_id)
         self.journal = Journal(journal_dir, cloud.name, self.name)
         self.access = NetworkAccess(cloud, self.c, self.journal.add)
@@ -228,7 +226,7 @@ class _Verify:
 
 
 def verify_image(cloud: Cloud, image_id: str, build: BuildInfo, *,
-                 work_dir: str | os.PathLike, session: ksa_session.Session | None = None,
+                 work_dir: str | os.PathLike, connection: Connection | None = None,
                  boot_timeout: float | None = None, poll: float = 2.0, login: bool = True,
                  username: str = LOGIN_USER, min_disk_gb: int | None = None,
                  journal_dir: str | os.PathLike | None = None) -> VerifyRecord:
@@ -247,13 +245,13 @@ def verify_image(cloud: Cloud, image_id: str, build: BuildInfo, *,
                             reason="no compute")
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    session = session or make_session(cloud.config)
+    conn = connection or Connection(cloud)
     try:
-        return _Verify(cloud, session, image_id, build, work_dir, boot_timeout=boot_timeout,
+        return _Verify(cloud, conn, image_id, build, work_dir, boot_timeout=boot_timeout,
                        poll=poll, login=login, username=username, min_disk_gb=min_disk_gb,
                        journal_dir=Path(journal_dir or work_dir / "journal")).run()
     except VerifyError:     # booted badly or not at all: never kept as a fallback
-        record_failed_verify(cloud, session, image_id)
+        record_failed_verify(conn, image_id)
         raise
 
 

@@ -19,8 +19,8 @@ import time
 import pytest
 
 from pipeline.cloud import staging
+from pipeline.cloud.connection import Connection
 from pipeline.cloud.discovery import discover_image_api
-from pipeline.cloud.glance import Glance
 from pipeline.cloud.marks import BuildInfo
 from pipeline.cloud.session import make_session
 from pipeline.cloud.upload import upload_image
@@ -87,8 +87,7 @@ def new_build():
 
 
 def glance(cloud):
-    session = make_session(cloud.config)
-    return Glance(discover_image_api(session, cloud.config, cloud.profile.image.api_version), cloud.name)
+    return Connection(cloud).glance
 
 
 def assert_only(lc, cloud_name, image_ids):
@@ -291,9 +290,10 @@ def test_interrupted_upload_leaves_nothing(lc, profiles, images, name):
 
 def test_secrets_stay_out_of_the_log(lc, profiles, images, cleanup, caplog):
     cloud = make_cloud(lc, profiles, "rackspace-like")
-    session = make_session(cloud.config)
+    conn = Connection(cloud)
+    session = conn.session
     with caplog.at_level(logging.DEBUG):
-        upload(cloud, images, new_build(), cleanup, session=session)
+        upload(cloud, images, new_build(), cleanup, connection=conn)
     assert "REQ: curl" in caplog.text
     assert cloud.config.auth["password"] not in caplog.text
     assert session.get_token() not in caplog.text
