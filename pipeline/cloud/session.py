@@ -1,4 +1,8 @@
-"""One keystoneauth1 Session per cloud, one Adapter per service.
+"""How a cloud's keystoneauth1 Session and Adapters are made, and how a request fails.
+
+``connection.Connection`` keeps one Session per cloud and one Adapter per
+service; every request goes through ``Api.call``, which turns a failed status
+into the pipeline's error (``response_error``, the status table in ``errors``).
 
 The Session comes from the cloud's ``clouds.yaml`` entry through keystoneauth's
 plugin loaders (password and application-credential auth, identity v2.0 and
