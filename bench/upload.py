@@ -31,9 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from localcloud.testing import running_cloud  # noqa: E402
-from pipeline.cloud.discovery import discover_image_api  # noqa: E402
-from pipeline.cloud.glance import Glance  # noqa: E402
-from pipeline.cloud.session import adapter, make_session  # noqa: E402
+from pipeline.cloud.connection import Connection  # noqa: E402
 from pipeline.core.checksums import file_digests  # noqa: E402
 from pipeline.settings.clouds import Cloud, load_clouds  # noqa: E402
 from pipeline.settings.config import Profile, load_profiles  # noqa: E402
@@ -84,12 +82,11 @@ def curl(path: Path, url: str, token: str, method: str = "PUT",
 
 def curl_baseline(mechanism: str, cloud: Cloud, path: Path) -> float:
     """curl -T to the endpoint ``mechanism`` sends its data to; cleans up after itself."""
-    session = make_session(cloud.config)
-    token = session.get_token()
-    api = discover_image_api(session, cloud.config, cloud.profile.get("image.api_version"))
-    glance = Glance(api, cloud.name)
+    conn = Connection(cloud)
+    token = conn.session.get_token()
+    api, glance = conn.image_api, conn.glance
     fields = {"name": "bench-curl", "disk_format": cloud.disk_format,
-              "container_format": cloud.profile.get("image.container_format") or "bare"}
+              "container_format": cloud.profile.image.container_format}
     if mechanism == "glance-v1-put":
         headers = {f"x-image-meta-{k}": v for k, v in fields.items()}
         seconds = curl(path, f"{api.endpoint.rstrip('/')}/images", token, "POST", headers)
@@ -97,7 +94,7 @@ def curl_baseline(mechanism: str, cloud: Cloud, path: Path) -> float:
             glance.delete(image.id)
         return seconds
     if mechanism == "swift-task-import":
-        swift = adapter(session, cloud.config, "object-store")
+        swift = conn.object_store
         swift.put("bench-curl")
         url = f"{swift.get_endpoint().rstrip('/')}/bench-curl/disk"
         seconds = curl(path, url, token)
@@ -115,7 +112,8 @@ def child(args: argparse.Namespace) -> int:
     """Run one upload_image and print its timings and peak RSS as JSON."""
     from pipeline.cloud import glance as glance_mod
     from pipeline.cloud import staging
-    from pipeline.cloud.upload import BuildInfo, upload_image
+    from pipeline.cloud.marks import BuildInfo
+    from pipeline.cloud.upload import upload_image
 
     transfer = [0.0]
 
@@ -136,9 +134,7 @@ def child(args: argparse.Namespace) -> int:
     record = upload_image(cloud, args.image, BuildInfo(f"bench{int(time.time())}", "sha256:0",
                                                        "imagefleet-bench"), poll_interval=0.2)
     total = time.perf_counter() - start
-    Glance(discover_image_api(make_session(cloud.config), cloud.config,
-                              cloud.profile.get("image.api_version")),
-           cloud.name).delete(record.image_id)
+    Connection(cloud).glance.delete(record.image_id)
     print(json.dumps({"transfer": transfer[0], "total": total, "bytes": record.bytes,
                       "mechanism": record.mechanism,
                       "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))

@@ -53,7 +53,7 @@ class RetainImages(ImagefleetTask):
         with self.input().open("r") as f:
             current = json.load(f)["image_id"]
         cloud = self.target_cloud
-        keep = int(cloud.profile.get("retention.keep") or self.pipeline_config.keep)
+        keep = int(cloud.profile.retention.keep or self.pipeline_config.keep)
         deleted = apply_retention(cloud, keep=keep, image_name=self.pipeline_config.image_name,
                                   current_id=current)
         with self.output().open("w") as f:

@@ -6,8 +6,9 @@ import json
 
 import luigi
 
+from pipeline.cloud.marks import BuildInfo
 from pipeline.cloud.mechanism import upload_priority
-from pipeline.cloud.upload import BuildInfo, upload_image
+from pipeline.cloud.upload import upload_image
 from pipeline.image.build import BUILD_ID_LEN
 from tasks.base import ImagefleetTask
 from tasks.build import ConvertImage
@@ -26,7 +27,7 @@ class UploadImage(ImagefleetTask):
 
     @property
     def priority(self):
-        return upload_priority(self.target_cloud.profile.get("image.upload"))
+        return upload_priority(self.target_cloud.profile.image.upload)
 
     def failure_where(self) -> str:
         return self.cloud

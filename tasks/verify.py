@@ -7,8 +7,8 @@ import json
 import luigi
 
 from pipeline.cloud.localboot import local_boot
+from pipeline.cloud.marks import BuildInfo
 from pipeline.cloud.mechanism import upload_priority
-from pipeline.cloud.upload import BuildInfo
 from pipeline.cloud.verify import verify_image
 from pipeline.core.formats import EXTENSION
 from pipeline.image.build import BUILD_ID_LEN
@@ -71,7 +71,7 @@ class VerifyImage(ImagefleetTask):
 
     @property
     def priority(self):
-        return upload_priority(self.target_cloud.profile.get("image.upload"))
+        return upload_priority(self.target_cloud.profile.image.upload)
 
     @property
     def build_id(self) -> str:

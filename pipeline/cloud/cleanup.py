@@ -19,18 +19,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from keystoneauth1 import session as ksa_session
-
-from pipeline.cloud.netaccess import Clients, clients, delete_group
-from pipeline.cloud.session import cloud_errors, make_session
+from pipeline.cloud.connection import Connection
+from pipeline.cloud.marks import BUILD, MANAGED
+from pipeline.cloud.netaccess import Clients, delete_group
+from pipeline.cloud.session import cloud_errors
 from pipeline.core import atomicfile
 from pipeline.settings.clouds import Cloud
 
 LOG = logging.getLogger(__name__)
 
 PREFIX = "imagefleet-verify-"
-MANAGED = "imagefleet_managed"
-BUILD = "imagefleet_build"
 
 
 def resource_name(build_id: str, token: str | None = None) -> str:
@@ -82,7 +80,7 @@ def journals(directory: str | os.PathLike | None, cloud: str) -> list[tuple[Path
     return found
 
 
-def sweep(cloud: Cloud, *, session: ksa_session.Session | None = None,
+def sweep(cloud: Cloud, *, connection: Connection | None = None,
           journal_dir: str | os.PathLike | None = None, timeout: float = 300.0,
           poll: float = 2.0) -> dict[str, list[str]]:
     """Delete every leftover of verify runs in ``cloud``; {kind: [names or ids]} removed.
@@ -90,10 +88,9 @@ def sweep(cloud: Cloud, *, session: ksa_session.Session | None = None,
     Run it when no verify is running against the cloud: it cannot tell a
     crashed run's server from a live one.
     """
-    if cloud.profile.get("compute.api", "nova") == "none":
+    if cloud.profile.compute.api == "none":
         return {}
-    session = session or make_session(cloud.config)
-    c = clients(cloud, session)
+    c = (connection or Connection(cloud)).clients
     removed: dict[str, list[str]] = {"servers": [], "floating_ips": [],
                                      "security_group_rules": [], "security_groups": [],
                                      "keypairs": []}

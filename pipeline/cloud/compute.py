@@ -3,7 +3,7 @@
 Calls go through the cloud's compute Adapter (relative paths, the catalog's
 versioned endpoint, no microversion: the v2.1 base every cloud of the talks
 serves).  A failed status becomes the pipeline's error through
-``session.response_error``; a server in ERROR becomes a ``BootError`` carrying
+``session.Api``; a server in ERROR becomes a ``BootError`` carrying
 Nova's fault message.
 """
 
@@ -14,39 +14,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from keystoneauth1 import adapter as ksa_adapter
-
-from pipeline.cloud.session import cloud_errors, response_error
+from pipeline.cloud.session import Api
 from pipeline.core import errors
 from pipeline.core.waiting import iterate_timeout
 
 LOG = logging.getLogger(__name__)
-
-
-class Api:
-    """One service of one cloud: requests that raise the pipeline's errors."""
-
-    service = "the cloud"
-
-    def __init__(self, ad: ksa_adapter.Adapter, where: str):
-        self.ad = ad
-        self.where = where
-
-    def call(self, method: str, url: str, *, ok: tuple[int, ...] = (), step: str = "verify",
-             **kwargs: Any) -> Any:
-        """The response; statuses in ``ok`` (404 on a delete, say) are not errors."""
-        with cloud_errors(self.where, step):
-            resp = self.ad.request(url, method, raise_exc=False, **kwargs)
-        if resp.status_code >= 400 and resp.status_code not in ok:
-            raise response_error(resp, self.service, where=self.where, step=step)
-        return resp
-
-    def json(self, method: str, url: str, key: str, **kwargs: Any) -> Any:
-        body = self.call(method, url, **kwargs).json()
-        if not isinstance(body, dict) or key not in body:
-            raise errors.CloudError(f"{self.service} answered {method} {url} without "
-                                    f"{key!r}", where=self.where, step=kwargs.get("step"))
-        return body[key]
 
 
 class Nova(Api):

@@ -1,7 +1,7 @@
 """Glance v1, v2, tasks and interoperable import, one call per method.
 
 Each call goes through the cloud's image Adapter (relative paths only), turns
-a failed status into the pipeline's error (``session.response_error``) and an
+a failed status into the pipeline's error (``session.Api``) and an
 image into one ``Image`` shape whichever API version answered.  Requests that
 carry the image data are sent once: no keystoneauth re-auth or retry, since
 the stream cannot be replayed; ``pipeline.cloud.upload`` starts over instead.
@@ -14,10 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from keystoneauth1 import adapter as ksa_adapter
-
 from pipeline.cloud.discovery import ImageApi
-from pipeline.cloud.session import cloud_errors, response_error
+from pipeline.cloud.session import Api
 from pipeline.core import errors
 from pipeline.core.waiting import iterate_timeout
 
@@ -87,52 +85,45 @@ class Image:
                    checksum=meta.get("checksum"), properties=props)
 
 
-class Glance:
+class Glance(Api):
     """The image service of one cloud, at the API version discovery chose."""
 
+    default_step = "upload"
+
     def __init__(self, api: ImageApi, where: str):
+        super().__init__(api.adapter, where)
         self.api = api
         self.version = api.version
-        self.ad: ksa_adapter.Adapter = api.adapter
-        self.where = where
         self.service = f"Glance v{api.version}"
 
     # --- plumbing ---------------------------------------------------------
 
-    def _call(self, method: str, url: str, *, ok: tuple[int, ...] = (), step: str = "upload",
-              **kwargs: Any) -> Any:
-        with cloud_errors(self.where, step):
-            resp = self.ad.request(url, method, raise_exc=False, **kwargs)
-        if resp.status_code >= 400 and resp.status_code not in ok:
-            raise response_error(resp, self.service, where=self.where, step=step)
-        return resp
-
     def _send_data(self, method: str, url: str, body: Any, **kwargs: Any) -> Any:
         """A request carrying the image: sent once (no re-auth, no retry)."""
         headers = {**OCTET, **kwargs.pop("headers", {})}
-        return self._call(method, url, data=body, headers=headers, allow_reauth=False,
-                          connect_retries=0, **kwargs)
+        return self.call(method, url, data=body, headers=headers, allow_reauth=False,
+                         connect_retries=0, **kwargs)
 
     # --- images -----------------------------------------------------------
 
     def find(self, name: str) -> list[Image]:
         """Images called ``name`` that this project can see."""
         if self.version == "1":
-            body = self._call("GET", "images/detail", params={"name": name}).json()
+            body = self.call("GET", "images/detail", params={"name": name}).json()
             images = [Image.from_v1(i) for i in body.get("images", [])]
         else:
-            body = self._call("GET", "images", params={"name": name}).json()
+            body = self.call("GET", "images", params={"name": name}).json()
             images = [Image.from_v2(i) for i in body.get("images", [])]
         return [i for i in images if i.name == name]
 
     def list_all(self, step: str = "retention") -> list[Image]:
         """Every image this project can see (following v2's ``next`` links)."""
         if self.version == "1":
-            body = self._call("GET", "images/detail", params={"limit": 1000}, step=step).json()
+            body = self.call("GET", "images/detail", params={"limit": 1000}, step=step).json()
             return [Image.from_v1(i) for i in body.get("images", [])]
         images, url, params = [], "images", {"limit": 200}
         while url:
-            body = self._call("GET", url, params=params, step=step).json()
+            body = self.call("GET", url, params=params, step=step).json()
             images += [Image.from_v2(i) for i in body.get("images", [])]
             nxt = body.get("next")
             url, params = (nxt.split("/v2/", 1)[-1].lstrip("/") if nxt else None), None
@@ -140,13 +131,13 @@ class Glance:
 
     def get(self, image_id: str) -> Image:
         if self.version == "1":
-            resp = self._call("HEAD", f"images/{image_id}")
+            resp = self.call("HEAD", f"images/{image_id}")
             return Image.from_v1_headers(resp.headers)
-        return Image.from_v2(self._call("GET", f"images/{image_id}").json())
+        return Image.from_v2(self.call("GET", f"images/{image_id}").json())
 
     def delete(self, image_id: str) -> bool:
         """Delete an image; False if it was already gone."""
-        resp = self._call("DELETE", f"images/{image_id}", ok=(404,), step="cleanup")
+        resp = self.call("DELETE", f"images/{image_id}", ok=(404,), step="cleanup")
         return resp.status_code != 404
 
     def create_v1(self, fields: Mapping[str, Any], properties: Mapping[str, str],
@@ -161,7 +152,7 @@ class Glance:
         """Glance v2: the image record, still ``queued``; extra properties are strings."""
         body = {k: v for k, v in fields.items() if v is not None}
         body.update({k: str(v) for k, v in properties.items()})
-        return Image.from_v2(self._call("POST", "images", json=body).json())
+        return Image.from_v2(self.call("POST", "images", json=body).json())
 
     def put_file(self, image_id: str, body: Any) -> None:
         self._send_data("PUT", f"images/{image_id}/file", body)
@@ -175,7 +166,7 @@ class Glance:
         spec: dict[str, Any] = {"name": method}
         if uri:
             spec["uri"] = uri
-        self._call("POST", f"images/{image_id}/import", json={"method": spec})
+        self.call("POST", f"images/{image_id}/import", json={"method": spec})
 
     def set_properties(self, image: Image, properties: Mapping[str, str]) -> None:
         """Add or replace properties (v2 JSON patch, v1 property headers)."""
@@ -187,11 +178,11 @@ class Glance:
             # send them all, and ask it not to purge.
             merged = {**{k: str(v) for k, v in image.properties.items()}, **missing}
             headers = {f"{V1_PROP}{k}": v for k, v in merged.items()}
-            self._call("PUT", f"images/{image.id}",
-                       headers={**headers, "x-glance-registry-purge-props": "false"})
+            self.call("PUT", f"images/{image.id}",
+                      headers={**headers, "x-glance-registry-purge-props": "false"})
             return
         patch = [{"op": "add", "path": f"/{k}", "value": v} for k, v in missing.items()]
-        self._call("PATCH", f"images/{image.id}", json=patch, headers=JSON_PATCH)
+        self.call("PATCH", f"images/{image.id}", json=patch, headers=JSON_PATCH)
 
     def wait_active(self, image_id: str, timeout: float, poll: float) -> Image:
         """Poll until ``active``; ``killed`` and failed imports fail with what Glance says."""
@@ -224,7 +215,7 @@ class Glance:
         body = {"type": "import", "input": {"import_from": import_from,
                                             "import_from_format": disk_format,
                                             "image_properties": dict(image_properties)}}
-        return self._call("POST", "tasks", json=body).json()["id"]
+        return self.call("POST", "tasks", json=body).json()["id"]
 
     def wait_task(self, task_id: str, timeout: float, poll: float) -> str:
         """Poll an import task to success; returns the image id it made."""
@@ -232,7 +223,7 @@ class Glance:
         try:
             for _ in iterate_timeout(timeout, "task not done", wait=poll):
                 try:
-                    task = self._call("GET", f"tasks/{task_id}").json()
+                    task = self.call("GET", f"tasks/{task_id}").json()
                 except errors.Retriable as e:
                     LOG.debug("%s: polling task %s: %s", self.where, task_id, e)
                     continue
@@ -255,7 +246,7 @@ class Glance:
     def task_image_id(self, task_id: str) -> str | None:
         """The image a task made, if any (to clean up after a failed task)."""
         try:
-            task = self._call("GET", f"tasks/{task_id}", step="cleanup").json()
+            task = self.call("GET", f"tasks/{task_id}", step="cleanup").json()
         except errors.PipelineError:
             return None
         return (task.get("result") or {}).get("image_id")

@@ -6,6 +6,7 @@ from collections.abc import Collection, Sequence
 from enum import StrEnum
 
 from pipeline.core.errors import UploadError
+from pipeline.settings.profile import DEFAULT_UPLOAD
 
 
 class Mechanism(StrEnum):
@@ -21,8 +22,6 @@ class Mechanism(StrEnum):
     def stages_in_swift(self) -> bool:
         return self in (Mechanism.TASK, Mechanism.WEB_DOWNLOAD)
 
-
-DEFAULT_UPLOAD = ("put",)
 
 
 def _why_not(kind: str, api_version: str, import_methods: Collection[str],

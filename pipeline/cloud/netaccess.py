@@ -17,11 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from keystoneauth1 import session as ksa_session
-
 from pipeline.cloud import addresses
-from pipeline.cloud.compute import Api, Nova
-from pipeline.cloud.session import adapter
+from pipeline.cloud.compute import Nova
+from pipeline.cloud.session import Api
 from pipeline.core import errors
 from pipeline.core.waiting import iterate_timeout
 from pipeline.settings.clouds import Cloud
@@ -80,18 +78,6 @@ class Clients:
     nova_network: NovaNetwork | None
 
 
-def clients(cloud: Cloud, session: ksa_session.Session) -> Clients:
-    compute = adapter(session, cloud.config, "compute")
-    nova = Nova(compute, cloud.name)
-    api = cloud.profile.get("network.api")
-    neutron = None
-    if api == "neutron":
-        neutron = Neutron(adapter(session, cloud.config, "network", min_version="2.0",
-                                  max_version="2.latest"), cloud.name)
-    nova_network = NovaNetwork(compute, cloud.name) if api == "nova-network" else None
-    return Clients(nova, neutron, nova_network)
-
-
 def checker_address(target: str, port: int = 22) -> str | None:
     """The local address a connection to ``target`` leaves from (no packet is sent)."""
     try:
@@ -119,7 +105,7 @@ class NetworkAccess:
 
     def __init__(self, cloud: Cloud, c: Clients, record: Record | None = None):
         self.where = cloud.name
-        self.api = cloud.profile.get("network.api")
+        self.api = cloud.profile.network.api
         self.c = c
         self.record = record or (lambda kind, collection, rid: None)
         self.made = Made()

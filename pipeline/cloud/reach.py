@@ -144,6 +144,48 @@ def _classify(exc: BaseException) -> str:
     return LOGIN_FAILED
 
 
+def wait_for_banner(host: str, port: int = 22, *, timeout: float, vm=None,
+                    where: str | None = None, poll: float = 1.0, connect_timeout: float = 5.0,
+                    progress: _Progress | None = None) -> ReachResult:
+    """Wait for the ``SSH-`` line: the first stage of ``wait_for_ssh``, and all of the
+    check for test images that cannot log in (the result's login time is the banner's).
+
+    Times count from ``vm.started_at`` when a local ``vm`` is given (a dead
+    qemu fails fast with ``BootError``).  Raises ``ReachabilityError`` naming
+    the last stage reached; ``progress``, if given, records the stages.
+    """
+    start = vm.started_at if vm is not None else time.monotonic()
+    deadline = time.monotonic() + timeout
+    progress = progress if progress is not None else _Progress()
+    target = f"{host}:{port}"
+    try:
+        for _ in iterate_timeout(timeout, f"SSH banner from {target}", wait=poll):
+            _check_vm(vm, where)
+            try:
+                banner = read_banner(host, port, _attempt_timeout(connect_timeout, deadline))
+            except _NoBanner as e:
+                progress.note(NO_BANNER, e)
+                continue
+            except OSError as e:
+                progress.note(NO_TCP, e)
+                continue
+            progress.banner, progress.banner_at = banner, time.monotonic() - start
+            LOG.info("%s: banner %s after %.1f s", target, banner, progress.banner_at)
+            seconds = round(progress.banner_at, 1)
+            return ReachResult(seconds_to_banner=seconds, seconds_to_login=seconds,
+                               output="", banner=banner, host_key="")
+    except WaitTimeout:
+        _check_vm(vm, where)
+        raise ReachabilityError(f"{target}: no SSH banner within {timeout:g} s; last stage: "
+                                f"{progress.stage} ({progress.detail})", where=where) from None
+    raise AssertionError("unreachable")
+
+
+def _attempt_timeout(limit: float, deadline: float) -> float:
+    """A slow emulated guest gets long handshakes, but never past the deadline."""
+    return max(0.5, min(limit, deadline - time.monotonic()))
+
+
 def wait_for_ssh(host: str, port: int = 22, *, timeout: float, key_path: str | os.PathLike,
                  username: str, command: str = DEFAULT_COMMAND, vm=None,
                  poll: float = 1.0, login_poll: float = 3.0, connect_timeout: float = 5.0,
@@ -161,10 +203,6 @@ def wait_for_ssh(host: str, port: int = 22, *, timeout: float, key_path: str | o
     progress = _Progress()
     target = f"{host}:{port}"
 
-    def attempt_timeout(limit: float = connect_timeout) -> float:
-        """A slow emulated guest gets long handshakes, but never past the deadline."""
-        return max(0.5, min(limit, deadline - time.monotonic()))
-
     def give_up() -> ReachabilityError:
         seen = ""
         if progress.banner_at is not None and progress.stage in (NO_TCP, NO_BANNER):
@@ -174,29 +212,21 @@ def wait_for_ssh(host: str, port: int = 22, *, timeout: float, key_path: str | o
             f"last stage: {progress.stage} ({progress.detail}){seen}", where=where)
 
     try:
-        for _ in iterate_timeout(timeout, f"SSH banner from {target}", wait=poll):
-            _check_vm(vm, where)
-            try:
-                progress.banner = read_banner(host, port, attempt_timeout())
-            except _NoBanner as e:
-                progress.note(NO_BANNER, e)
-                continue
-            except OSError as e:
-                progress.note(NO_TCP, e)
-                continue
-            progress.banner_at = time.monotonic() - start
-            progress.stage, progress.detail = LOGIN_FAILED, "login not tried yet"
-            LOG.info("%s: banner %s after %.1f s", target, progress.banner, progress.banner_at)
-            break
-        command_failures = 0
-        remaining = max(0.0, deadline - time.monotonic())
+        wait_for_banner(host, port, timeout=timeout, vm=vm, where=where, poll=poll,
+                        connect_timeout=connect_timeout, progress=progress)
+    except ReachabilityError:
+        raise give_up() from None
+    progress.stage, progress.detail = LOGIN_FAILED, "login not tried yet"
+    command_failures = 0
+    remaining = max(0.0, deadline - time.monotonic())
+    try:
         for _ in iterate_timeout(remaining, f"SSH login on {target}", wait=login_poll):
             _check_vm(vm, where)
             try:
-                output, host_key = _login_and_run(host, port, username, key, command,
-                                                  attempt_timeout(),
-                                                  attempt_timeout(handshake_timeout),
-                                                  command_timeout)
+                output, host_key = _login_and_run(
+                    host, port, username, key, command,
+                    _attempt_timeout(connect_timeout, deadline),
+                    _attempt_timeout(handshake_timeout, deadline), command_timeout)
             except _CommandFailed as e:
                 progress.note(COMMAND_FAILED, e)
                 command_failures += 1

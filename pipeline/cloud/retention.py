@@ -14,24 +14,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from keystoneauth1 import session as ksa_session
-
-from pipeline.cloud.discovery import discover_image_api
+from pipeline.cloud.connection import Connection
 from pipeline.cloud.glance import Glance, Image
-from pipeline.cloud.session import make_session
-from pipeline.cloud.upload import MANAGED
+from pipeline.cloud.marks import VERIFIED, made_by_imagefleet
 from pipeline.core.errors import PipelineError
 from pipeline.settings.clouds import Cloud
 
 LOG = logging.getLogger(__name__)
-VERIFIED = "imagefleet_verified"
-
-
-def is_ours(image: Image, image_name: str) -> bool:
-    return (image.properties.get(MANAGED) == "true"
-            and (image.name or "").startswith(f"{image_name}-"))
-
-
 def failed_verify(image: Image) -> bool:
     return image.properties.get(VERIFIED) == "false"
 
@@ -40,7 +29,7 @@ def images_to_delete(images: Sequence[Image], *, keep: int, image_name: str,
                      current_id: str | None) -> list[Image]:
     """Our images beyond the newest ``keep`` good ones (the current one always kept),
     and those that failed a test boot and are older than the current one."""
-    ours = [i for i in images if is_ours(i, image_name)]
+    ours = [i for i in images if made_by_imagefleet(i, image_name)]
     current = next((i for i in ours if i.id == current_id), None)
     good = sorted((i for i in ours if i.id == current_id or not failed_verify(i)),
                   key=lambda i: (i.id == current_id, i.created_at or "", i.id), reverse=True)
@@ -56,23 +45,19 @@ def mark_verified(glance: Glance, image: Image, ok: bool) -> None:
     glance.set_properties(image, {VERIFIED: "true" if ok else "false"})
 
 
-def record_failed_verify(cloud: Cloud, session: ksa_session.Session, image_id: str) -> None:
+def record_failed_verify(conn: Connection, image_id: str) -> None:
     """Best effort, after a failed test boot: the run's error line stays the one to read."""
     try:
-        glance = Glance(discover_image_api(session, cloud.config,
-                                           cloud.profile.get("image.api_version")), cloud.name)
-        mark_verified(glance, glance.get(image_id), ok=False)
+        mark_verified(conn.glance, conn.glance.get(image_id), ok=False)
     except PipelineError as e:
         LOG.warning("%s: could not mark image %s as failing its test boot: %s",
-                    cloud.name, image_id, e)
+                    conn.where, image_id, e)
 
 
 def apply_retention(cloud: Cloud, *, keep: int, image_name: str, current_id: str | None,
-                    session: ksa_session.Session | None = None) -> list[str]:
+                    connection: Connection | None = None) -> list[str]:
     """Delete our older images in ``cloud``; returns the ids deleted."""
-    session = session or make_session(cloud.config)
-    glance = Glance(discover_image_api(session, cloud.config,
-                                       cloud.profile.get("image.api_version")), cloud.name)
+    glance = (connection or Connection(cloud)).glance
     images = glance.list_all()
     current = next((i for i in images if i.id == current_id), None)
     if current is not None:

@@ -1,4 +1,8 @@
-"""One keystoneauth1 Session per cloud, one Adapter per service.
+"""How a cloud's keystoneauth1 Session and Adapters are made, and how a request fails.
+
+``connection.Connection`` keeps one Session per cloud and one Adapter per
+service; every request goes through ``Api.call``, which turns a failed status
+into the pipeline's error (``response_error``, the status table in ``errors``).
 
 The Session comes from the cloud's ``clouds.yaml`` entry through keystoneauth's
 plugin loaders (password and application-credential auth, identity v2.0 and
@@ -204,6 +208,34 @@ def response_error(resp: Any, service: str, *, where: str | None = None,
         return errors.QuotaExceeded(cause, where=where, step=step)
     return errors.from_status(resp.status_code, cause, method=method, url=resp.url,
                               where=where, step=step)
+
+
+class Api:
+    """One service of one cloud: requests that raise the pipeline's errors."""
+
+    service = "the cloud"
+    default_step = "verify"
+
+    def __init__(self, ad: ksa_adapter.Adapter, where: str):
+        self.ad = ad
+        self.where = where
+
+    def call(self, method: str, url: str, *, ok: tuple[int, ...] = (), step: str | None = None,
+             **kwargs: Any) -> Any:
+        """The response; statuses in ``ok`` (404 on a delete, say) are not errors."""
+        step = step or self.default_step
+        with cloud_errors(self.where, step):
+            resp = self.ad.request(url, method, raise_exc=False, **kwargs)
+        if resp.status_code >= 400 and resp.status_code not in ok:
+            raise response_error(resp, self.service, where=self.where, step=step)
+        return resp
+
+    def json(self, method: str, url: str, key: str, **kwargs: Any) -> Any:
+        body = self.call(method, url, **kwargs).json()
+        if not isinstance(body, dict) or key not in body:
+            raise errors.CloudError(f"{self.service} answered {method} {url} without "
+                                    f"{key!r}", where=self.where, step=kwargs.get("step"))
+        return body[key]
 
 
 def translate(exc: Exception, *, where: str | None = None,

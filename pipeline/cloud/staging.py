@@ -22,23 +22,20 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import swiftclient.client
-from keystoneauth1 import session as ksa_session
 from swiftclient.exceptions import ClientException
 from swiftclient.service import SwiftError, SwiftService, SwiftUploadObject
 from swiftclient.utils import generate_temp_url
 
-from pipeline.cloud.session import adapter, cloud_errors, verify_option
+from pipeline.cloud.connection import Connection
+from pipeline.cloud.session import cloud_errors, verify_option
 from pipeline.core import errors
 from pipeline.core.progress import FileReader, Progress
-from pipeline.settings.clouds import CloudConfig
 
 LOG = logging.getLogger(__name__)
 
 # swiftclient logs the first 16 characters of a token by default; none will do.
 swiftclient.client.logger_settings["reveal_sensitive_prefix"] = 0
 
-DEFAULT_CONTAINER = "imagefleet-staging"
-DEFAULT_DELETE_AFTER = 24 * 3600
 SEGMENT_THREADS = 4
 # Credentials SwiftService would otherwise pick up from OS_*/ST_* variables.
 _NO_AMBIENT_AUTH = ("auth", "user", "key", "os_username", "os_user_id", "os_password",
@@ -88,14 +85,13 @@ class StagedObject:
 class SwiftStaging:
     """Swift as the staging area of one cloud."""
 
-    def __init__(self, session: ksa_session.Session, cloud: CloudConfig, *,
-                 container: str | None = None, delete_after: int | None = None):
-        self.session = session
-        self.cloud = cloud
-        self.container = container or DEFAULT_CONTAINER
+    def __init__(self, conn: Connection, *, container: str, delete_after: int):
+        self.session = conn.session
+        self.cloud = conn.cloud.config
+        self.container = container
         self.segment_container = f"{self.container}_segments"
-        self.delete_after = int(delete_after or DEFAULT_DELETE_AFTER)
-        self.adapter = adapter(session, cloud, "object-store")
+        self.delete_after = int(delete_after)
+        self.adapter = conn.object_store
 
     def _options(self) -> dict[str, Any]:
         with cloud_errors(self.cloud.name, "staging"):

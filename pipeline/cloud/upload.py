@@ -15,17 +15,16 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keystoneauth1 import session as ksa_session
-
-from pipeline.cloud.discovery import ImageApi, discover_image_api
+from pipeline.cloud.connection import Connection
+from pipeline.cloud.discovery import ImageApi
 from pipeline.cloud.glance import Glance, Image
+from pipeline.cloud.marks import SHA256, BuildInfo, image_properties, is_this_build
 from pipeline.cloud.mechanism import Mechanism, choose_upload_mechanism
-from pipeline.cloud.session import cloud_errors, has_service, make_session
+from pipeline.cloud.session import cloud_errors
 from pipeline.cloud.staging import StagedObject, SwiftStaging
 from pipeline.core import errors
 from pipeline.core.checksums import Digests, file_digests
@@ -36,22 +35,7 @@ from pipeline.settings.clouds import Cloud
 
 LOG = logging.getLogger(__name__)
 
-MANAGED = "imagefleet_managed"
-DEFAULT_ACTIVE_TIMEOUT = 1800
 TEMP_URL_SECONDS = 6 * 3600
-
-
-@dataclass(frozen=True)
-class BuildInfo:
-    """What identifies a build in every cloud: ``<image_name>-<build_id>`` plus properties."""
-
-    build_id: str
-    digest: str           # digest of the source (base) image
-    image_name: str
-
-    @property
-    def cloud_image_name(self) -> str:
-        return f"{self.image_name}-{self.build_id}"
 
 
 @dataclass
@@ -76,32 +60,10 @@ class UploadRecord:
         return asdict(self)
 
 
-def image_properties(build: BuildInfo, disk_format: str, digests: Digests,
-                     extra: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """The properties that make an image findable as ours (and by content)."""
-    props = {str(k): str(v) for k, v in (extra or {}).items()}
-    props.update({
-        MANAGED: "true",
-        "imagefleet_build": build.build_id,
-        "imagefleet_digest": build.digest,
-        "imagefleet_format": disk_format,
-        "imagefleet_md5": digests.md5,
-        "imagefleet_sha256": digests.sha256,
-        "imagefleet_sha512": digests.sha512,
-    })
-    return props
-
-
-def is_ours(image: Image, build: BuildInfo) -> bool:
-    """Ours and of this build: the only images upload or cleanup may delete."""
-    props = image.properties
-    return props.get(MANAGED) == "true" and props.get("imagefleet_build") == build.build_id
-
-
 def reusable(image: Image, build: BuildInfo, disk_format: str, digests: Digests) -> bool:
     """An active image of ours with the same content: a rerun uploads nothing."""
-    return (is_ours(image, build) and image.status == "active"
-            and image.properties.get("imagefleet_sha256") == digests.sha256
+    return (is_this_build(image, build) and image.status == "active"
+            and image.properties.get(SHA256) == digests.sha256
             and image.disk_format == disk_format
             and (image.checksum is None or image.checksum == digests.md5))
 
@@ -138,41 +100,37 @@ class _Upload:
     props: dict[str, str]
 
     def __init__(self, cloud: Cloud, path: Path, build: BuildInfo,
-                 session: ksa_session.Session, progress: ProgressFactory,
-                 poll_interval: float):
+                 conn: Connection, progress: ProgressFactory, poll_interval: float):
         self.cloud = cloud
         self.where = cloud.name
         self.path = path
         self.build = build
-        self.session = session
+        self.conn = conn
         self.progress_factory = progress
         self.poll = poll_interval
-        self.profile = cloud.profile
         self.disk_format = cloud.disk_format
         self.name = build.cloud_image_name
-        self.timeout = float(self.profile.get("image.active_timeout") or DEFAULT_ACTIVE_TIMEOUT)
-        self.container_format = self.profile.get("image.container_format") or "bare"
-        self.visibility = self.profile.get("image.visibility") or "private"
-        self.staging = SwiftStaging(session, cloud.config,
-                                    container=self.profile.get("image.staging_container"),
-                                    delete_after=self.profile.get("image.staging_delete_after"))
+        self.image = image = cloud.profile.image
+        self.timeout = float(image.active_timeout)
+        self.staging = SwiftStaging(conn, container=image.staging_container,
+                                    delete_after=image.staging_delete_after)
 
     # --- the mechanisms: each returns the id of the image it made --------
 
     def _fields(self) -> dict[str, Any]:
         return {"name": self.name, "disk_format": self.disk_format,
-                "container_format": self.container_format}
+                "container_format": self.image.container_format}
 
     def put_v1(self, attempt: _Attempt, progress: Progress) -> str:
         fields = {**self._fields(), "size": self.digests.size, "checksum": self.digests.md5,
-                  "is_public": str(self.visibility == "public")}
+                  "is_public": str(self.image.visibility == "public")}
         with FileBody(self.path, progress) as body:
             image = self.glance.create_v1(fields, self.props, body)
         attempt.images.append(image.id)
         return image.id
 
     def put_v2(self, attempt: _Attempt, progress: Progress) -> str:
-        image = self.glance.create_v2({**self._fields(), "visibility": self.visibility},
+        image = self.glance.create_v2({**self._fields(), "visibility": self.image.visibility},
                                       self.props)
         attempt.images.append(image.id)
         with FileBody(self.path, progress) as body:
@@ -180,7 +138,7 @@ class _Upload:
         return image.id
 
     def glance_direct(self, attempt: _Attempt, progress: Progress) -> str:
-        image = self.glance.create_v2({**self._fields(), "visibility": self.visibility},
+        image = self.glance.create_v2({**self._fields(), "visibility": self.image.visibility},
                                       self.props)
         attempt.images.append(image.id)
         with FileBody(self.path, progress) as body:
@@ -196,7 +154,7 @@ class _Upload:
         staged = self._stage(attempt, progress)
         # Rackspace-style clouds take "container/object"; upstream Glance wants a URL.
         source = (self.staging.temp_url(staged, TEMP_URL_SECONDS)
-                  if self.profile.get("image.task_import_from") == "temp-url"
+                  if self.image.task_import_from == "temp-url"
                   else staged.import_from)
         attempt.task_id = self.glance.create_import_task(
             source, self.disk_format, {**self._fields(), **self.props})
@@ -207,7 +165,7 @@ class _Upload:
     def web_download(self, attempt: _Attempt, progress: Progress) -> str:
         staged = self._stage(attempt, progress)
         url = self.staging.temp_url(staged, TEMP_URL_SECONDS)
-        image = self.glance.create_v2({**self._fields(), "visibility": self.visibility},
+        image = self.glance.create_v2({**self._fields(), "visibility": self.image.visibility},
                                       self.props)
         attempt.images.append(image.id)
         self.glance.import_image(image.id, "web-download", uri=url)
@@ -222,14 +180,10 @@ class _Upload:
         start = time.monotonic()
         self.digests = file_digests(self.path)
         with cloud_errors(self.where, "upload"):
-            # Only the vendor profile pins the version: clouds.yaml's image_api_version
-            # is an openstacksdk hint, and discovery knows better.
-            api = discover_image_api(self.session, self.cloud.config,
-                                     self.profile.get("image.api_version"))
-            self.glance = Glance(api, self.where)
-            mechanism = self._mechanism(api)
+            self.glance = self.conn.glance
+            mechanism = self._mechanism(self.conn.image_api)
             self.props = image_properties(self.build, self.disk_format, self.digests,
-                                          self.profile.get("image.properties"))
+                                          self.image.properties)
             existing = self._existing()
             if existing is not None:
                 LOG.info("%s: %s already active as %s (same sha256); nothing to upload",
@@ -255,8 +209,8 @@ class _Upload:
         return record
 
     def _mechanism(self, api: ImageApi) -> Mechanism:
-        has_swift = has_service(self.session, self.cloud.config, "object-store")
-        return choose_upload_mechanism(self.profile.get("image.upload"), api.version,
+        has_swift = self.conn.has_service("object-store")
+        return choose_upload_mechanism(self.image.upload, api.version,
                                        api.import_methods, has_swift)
 
     def _attempts(self, mechanism: Mechanism, progress: Progress, max_attempts: int,
@@ -275,7 +229,7 @@ class _Upload:
                     raise
                 reauthenticated = True
                 LOG.warning("%s: %s; re-authenticating once", self.where, e.cause)
-                self.session.invalidate()
+                self.conn.session.invalidate()
             except errors.PipelineError as e:
                 self._cleanup(attempt)
                 if not errors.is_retriable(e) or number + 1 >= max_attempts:
@@ -309,7 +263,7 @@ class _Upload:
     # --- what is already there, and what to remove ------------------------
 
     def _ours(self) -> list[Image]:
-        return [i for i in self.glance.find(self.name) if is_ours(i, self.build)]
+        return [i for i in self.glance.find(self.name) if is_this_build(i, self.build)]
 
     def _existing(self) -> Image | None:
         for image in self._ours():
@@ -362,13 +316,13 @@ class _Upload:
 
 
 def upload_image(cloud: Cloud, image_path: str | os.PathLike, build: BuildInfo, *,
-                 session: ksa_session.Session | None = None,
+                 connection: Connection | None = None,
                  progress: ProgressFactory = make_progress, poll_interval: float = 2.0,
                  max_attempts: int = 4, retry_wait: float = 2.0,
                  retry_timeout: float = 12 * 3600) -> UploadRecord:
     """Make ``image_path`` an active, verified Glance image in ``cloud``; idempotent.
 
-    ``session`` is the cloud's one keystoneauth Session (made from its
+    ``connection`` is the cloud's one ``Connection`` (made from its
     clouds.yaml entry if not given).  Raises a ``PipelineError`` naming the
     cloud; nothing of the failed upload is left behind.
     """
@@ -376,6 +330,6 @@ def upload_image(cloud: Cloud, image_path: str | os.PathLike, build: BuildInfo, 
     if not path.is_file():
         raise errors.UploadError(f"{path}: no such image file", where=cloud.name)
     check_converted(path, cloud.disk_format, where=cloud.name, step="check before upload")
-    session = session or make_session(cloud.config)
-    upload = _Upload(cloud, path, build, session, progress, poll_interval)
+    upload = _Upload(cloud, path, build, connection or Connection(cloud), progress,
+                     poll_interval)
     return upload.run(max_attempts, retry_wait, retry_timeout)

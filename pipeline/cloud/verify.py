@@ -20,36 +20,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from keystoneauth1 import session as ksa_session
-
 from pipeline.cloud import addresses, reach
 from pipeline.cloud.cleanup import Journal, resource_name, server_metadata
 from pipeline.cloud.compute import console_tail, elapsed
+from pipeline.cloud.connection import Connection
 from pipeline.cloud.keys import temporary_keypair
-from pipeline.cloud.netaccess import NetworkAccess, checker_address, clients
+from pipeline.cloud.marks import BuildInfo
+from pipeline.cloud.netaccess import NetworkAccess, checker_address
 from pipeline.cloud.retention import record_failed_verify
-from pipeline.cloud.session import make_session
-from pipeline.cloud.upload import BuildInfo
-from pipeline.core.errors import (
-    PipelineError,
-    ReachabilityError,
-    VerifyError,
-    WaitTimeout,
-)
-from pipeline.core.waiting import iterate_timeout
+from pipeline.core.errors import PipelineError, ReachabilityError, VerifyError
 from pipeline.image import vm
 from pipeline.settings.clouds import Cloud
+from pipeline.settings.profile import ComputeSection
 
 LOG = logging.getLogger(__name__)
 
 LOGIN_USER = "debian"              # elements/imagefleet-base/README.rst
-DEFAULT_BOOT_TIMEOUT = 900
-DEFAULT_MIN_RAM_MB = 512
-DEFAULT_CHECK_PORT = 22
-# The image takes keys (and static networking) only from a config drive: its
-# cloud-init has the ConfigDrive and NoCloud datasources, no metadata service.
-# So every test boot asks for one, whether the profile's networking is static or not.
-CONFIG_DRIVE = True
+DEFAULT_BOOT_TIMEOUT = ComputeSection.boot_timeout     # a local boot gets a cloud's default
 
 
 @dataclass
@@ -78,36 +65,10 @@ class VerifyRecord:
         return asdict(self)
 
 
-def wait_for_banner(host: str, port: int, *, timeout: float, vm_: vm.Vm | None = None,
-                    where: str | None = None, poll: float = 1.0) -> reach.ReachResult:
-    """Only the first stage of ``reach.wait_for_ssh``: for test images that cannot log in."""
-    start = vm_.started_at if vm_ is not None else time.monotonic()
-    last = f"{reach.NO_TCP} (not tried yet)"
-    try:
-        for _ in iterate_timeout(timeout, f"SSH banner from {host}:{port}", wait=poll):
-            if vm_ is not None:
-                vm_.check(where)
-            try:
-                banner = reach.read_banner(host, port, 5.0)
-            except reach._NoBanner as e:      # noqa: SLF001 - reach's own "no banner" signal
-                last = f"{reach.NO_BANNER} ({e})"
-                continue
-            except OSError as e:
-                last = f"{reach.NO_TCP} ({e})"
-                continue
-            seconds = round(time.monotonic() - start, 1)
-            return reach.ReachResult(seconds_to_banner=seconds, seconds_to_login=seconds,
-                                     output="", banner=banner, host_key="")
-    except WaitTimeout:
-        raise ReachabilityError(f"{host}:{port}: no SSH banner within {timeout:g} s; last "
-                                f"stage: {last}", where=where) from None
-    raise AssertionError("unreachable")
-
-
 def check_guest(host: str, port: int, *, timeout: float, key_path: Path, username: str,
            login: bool, where: str | None, vm_: vm.Vm | None = None) -> reach.ReachResult:
     if not login:
-        return wait_for_banner(host, port, timeout=timeout, vm_=vm_, where=where)
+        return reach.wait_for_banner(host, port, timeout=timeout, vm=vm_, where=where)
     return reach.wait_for_ssh(host, port, timeout=timeout, key_path=key_path,
                               username=username, vm=vm_, where=where)
 
@@ -122,17 +83,16 @@ def check_build_id(result: reach.ReachResult, expected: str, where: str | None) 
 class _Verify:
     """One test boot; ``run`` is ``verify_image``."""
 
-    def __init__(self, cloud: Cloud, session: ksa_session.Session, image_id: str,
+    def __init__(self, cloud: Cloud, conn: Connection, image_id: str,
                  build: BuildInfo, work_dir: Path, *, boot_timeout: float | None, poll: float,
                  login: bool, username: str, min_disk_gb: int | None, journal_dir: Path):
-        self.cloud, self.where, self.profile = cloud, cloud.name, cloud.profile
+        self.cloud, self.where = cloud, cloud.name
+        self.compute, self.network = cloud.profile.compute, cloud.profile.network
         self.image_id, self.build, self.work_dir = image_id, build, work_dir
         self.poll, self.login, self.username = poll, login, username
-        self.timeout = float(boot_timeout or self.profile.get("compute.boot_timeout")
-                             or DEFAULT_BOOT_TIMEOUT)
-        self.min_disk = max(int(self.profile.get("compute.min_disk_gb") or 0),
-                            int(min_disk_gb or 0))
-        self.c = clients(cloud, session)
+        self.timeout = float(boot_timeout or self.compute.boot_timeout)
+        self.min_disk = max(self.compute.min_disk_gb, int(min_disk_gb or 0))
+        self.c = conn.clients
         self.name = resource_name(build.build_id)
         self.journal = Journal(journal_dir, cloud.name, self.name)
         self.access = NetworkAccess(cloud, self.c, self.journal.add)
@@ -158,23 +118,22 @@ class _Verify:
 
     def _boot_and_check(self, key) -> None:
         nova, neutron, rec = self.c.nova, self.c.neutron, self.record
-        flavor = addresses.choose_flavor(
-            nova.flavors(), int(self.profile.get("compute.min_ram_mb") or DEFAULT_MIN_RAM_MB),
-            self.min_disk, self.profile.get("compute.flavor"))
+        flavor = addresses.choose_flavor(nova.flavors(), self.compute.min_ram_mb,
+                                         self.min_disk, self.compute.flavor)
         networks = neutron.networks() if neutron is not None else None
-        network = addresses.choose_network(networks, self.profile.get("network.network"),
-                                           self.profile.get("network.external"))
+        network = addresses.choose_network(networks, self.network.network,
+                                           self.network.external)
         rec.flavor, rec.network = flavor["name"], network
         nova.create_keypair(self.name, key.public_key)
         self.keypair = self.name
         self.journal.add("keypairs", "os-keypairs", self.name)
         body: dict[str, Any] = {
             "name": self.name, "imageRef": self.image_id, "flavorRef": flavor["id"],
-            "key_name": self.name, "config_drive": CONFIG_DRIVE,
+            "key_name": self.name, "config_drive": self.compute.config_drive,
             "metadata": server_metadata(self.build.build_id)}
         if network:
             body["networks"] = [{"uuid": network}]
-        if self.profile.get("network.security_groups"):
+        if self.network.security_groups:
             group = self.access.create_group(self.name, f"imagefleet verify of {self.image_id}")
             body["security_groups"] = [{"name": group}]
         started = time.monotonic()
@@ -188,11 +147,11 @@ class _Verify:
         rec.seconds_to_active = elapsed(started)
         address, how = self._external_address(server)
         rec.address, rec.address_source = address, how
-        port = int(self.profile.get("network.check_port") or DEFAULT_CHECK_PORT)
+        port = self.network.check_port
         rec.check_port = port
-        if self.profile.get("network.security_groups"):
+        if self.network.security_groups:
             rec.check_cidr = addresses.rule_cidr(checker_address(address, port), address,
-                                                 self.profile.get("network.check_cidr"))
+                                                 self.network.check_cidr)
             self.access.open_port(port, rec.check_cidr, self.name)
         LOG.info("%s: ACTIVE after %.1f s; checking %s:%d (%s)", self.where,
                  rec.seconds_to_active, address, port, how)
@@ -219,13 +178,13 @@ class _Verify:
         ports = neutron.ports(server["id"]) if neutron is not None else None
         networks = neutron.networks() if neutron is not None else None
         found = addresses.external_ipv4(server, ports, networks,
-                                        self.profile.get("network.routable_cidrs") or ())
+                                        self.network.routable_cidrs)
         floating_available = self.c.nova_network is not None or (
             neutron is not None and any(n.get("router:external") for n in networks or []))
-        if addresses.needs_floating_ip(self.profile.get("network.floating_ip") or "auto", found,
+        if addresses.needs_floating_ip(self.network.floating_ip, found,
                                        server, floating_available):
             found = self.access.floating_ip(server, ports, networks,
-                                            self.profile.get("network.floating_network"),
+                                            self.network.floating_network,
                                             self.name)
         if found is None:
             listed = ", ".join(f"{net}: {e.get('addr')}" for net, entries in
@@ -265,7 +224,7 @@ class _Verify:
 
 
 def verify_image(cloud: Cloud, image_id: str, build: BuildInfo, *,
-                 work_dir: str | os.PathLike, session: ksa_session.Session | None = None,
+                 work_dir: str | os.PathLike, connection: Connection | None = None,
                  boot_timeout: float | None = None, poll: float = 2.0, login: bool = True,
                  username: str = LOGIN_USER, min_disk_gb: int | None = None,
                  journal_dir: str | os.PathLike | None = None) -> VerifyRecord:
@@ -279,16 +238,16 @@ def verify_image(cloud: Cloud, image_id: str, build: BuildInfo, *,
     Raises ``BootError``, ``ReachabilityError``, ``QuotaExceeded``... naming
     the cloud; nothing the attempt made is left behind.
     """
-    if cloud.profile.get("compute.api", "nova") == "none":
+    if cloud.profile.compute.api == "none":
         return VerifyRecord(cloud=cloud.name, image_id=image_id, verified=False,
                             reason="no compute")
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    session = session or make_session(cloud.config)
+    conn = connection or Connection(cloud)
     try:
-        return _Verify(cloud, session, image_id, build, work_dir, boot_timeout=boot_timeout,
+        return _Verify(cloud, conn, image_id, build, work_dir, boot_timeout=boot_timeout,
                        poll=poll, login=login, username=username, min_disk_gb=min_disk_gb,
                        journal_dir=Path(journal_dir or work_dir / "journal")).run()
     except VerifyError:     # booted badly or not at all: never kept as a fallback
-        record_failed_verify(cloud, session, image_id)
+        record_failed_verify(conn, image_id)
         raise

@@ -17,32 +17,12 @@ import jsonschema
 import yaml
 
 from pipeline.core.errors import ConfigError
+from pipeline.settings.profile import Profile
 from qemuhost import accel, console
 
 DEFAULT_CONFIG = Path("config/pipeline.yaml")
 DEFAULT_ELEMENTS = ["debian-minimal", "vm", "block-device-mbr", "imagefleet-base"]
 SOURCE_FORMATS = {".raw": "raw", ".img": "raw", ".qcow2": "qcow2", ".vhd": "vhd"}
-
-
-@dataclass(frozen=True)
-class Profile:
-    """A vendor profile: the facts about a cloud that cannot be discovered."""
-
-    name: str
-    data: dict[str, Any]
-    path: str
-
-    def get(self, dotted: str, default: Any = None) -> Any:
-        node: Any = self.data
-        for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
-        return node
-
-    @property
-    def disk_formats(self) -> list[str]:
-        return list(self.data["image"]["disk_formats"])
 
 
 @dataclass

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cloud.upload import BuildInfo, upload_image
+from pipeline.cloud.marks import BuildInfo
+from pipeline.cloud.upload import upload_image
 from pipeline.settings.clouds import Cloud, load_clouds
 from pipeline.settings.config import Profile, load_profiles
 from tests.conformance.conftest import Target
@@ -85,7 +86,7 @@ def test_upload_to_upstream(upstream_cloud, qcow2_file, mechanism):
         assert image["imagefleet_sha256"] == hashlib.sha256(data).hexdigest()
         named = image_api.get(f"/images?name={build.cloud_image_name}").json()["images"]
         assert [i["id"] for i in named] == [record.image_id]
-        assert swift_leftovers(swift, cloud.profile.get("image.staging_container")) == []
+        assert swift_leftovers(swift, cloud.profile.image.staging_container) == []
         assert data_files(upstream_cloud, "staging") == []
         assert data_files(upstream_cloud, "tasks") == []
 

@@ -9,9 +9,10 @@ import time
 import pytest
 
 from localcloud.testing import running_cloud
-from pipeline.cloud.retention import VERIFIED, apply_retention, record_failed_verify
-from pipeline.cloud.session import make_session
-from pipeline.cloud.upload import BuildInfo, upload_image
+from pipeline.cloud.connection import Connection
+from pipeline.cloud.marks import VERIFIED, BuildInfo
+from pipeline.cloud.retention import apply_retention, record_failed_verify
+from pipeline.cloud.upload import upload_image
 from pipeline.core import runner
 from tests.integration.test_upload import FAST, glance, make_cloud
 
@@ -58,7 +59,7 @@ def test_keep_two_of_three_and_leave_foreign_images(lc, tmp_path, name):
                           image_name="imagefleet-debian")
         ids.append(upload_image(cloud, path, build, **FAST).image_id)
         time.sleep(1.1)
-    record_failed_verify(cloud, make_session(cloud.config), ids[3])
+    record_failed_verify(Connection(cloud), ids[3])
     assert g.get(ids[3]).properties.get(VERIFIED) == "false"
     deleted = apply_retention(cloud, keep=2, image_name="imagefleet-debian",
                               current_id=ids[4])

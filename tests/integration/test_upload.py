@@ -19,10 +19,11 @@ import time
 import pytest
 
 from pipeline.cloud import staging
+from pipeline.cloud.connection import Connection
 from pipeline.cloud.discovery import discover_image_api
-from pipeline.cloud.glance import Glance
+from pipeline.cloud.marks import BuildInfo
 from pipeline.cloud.session import make_session
-from pipeline.cloud.upload import BuildInfo, upload_image
+from pipeline.cloud.upload import upload_image
 from pipeline.core import errors
 from pipeline.core.formats import QEMU_FORMAT, choose_disk_format
 from pipeline.core.progress import Progress
@@ -86,9 +87,7 @@ def new_build():
 
 
 def glance(cloud):
-    session = make_session(cloud.config)
-    return Glance(discover_image_api(session, cloud.config, cloud.profile.get(
-        "image.api_version")), cloud.name)
+    return Connection(cloud).glance
 
 
 def assert_only(lc, cloud_name, image_ids):
@@ -128,7 +127,7 @@ def test_right_format_by_right_mechanism(lc, profiles, images, cleanup, name):
     assert image.status == "active"
     assert image.name == build.cloud_image_name
     assert image.disk_format == cloud.disk_format
-    assert image.container_format == (cloud.profile.get("image.container_format") or "bare")
+    assert image.container_format == cloud.profile.image.container_format
     assert image.checksum == hashlib.md5(data).hexdigest() == record.checksum
     assert image.properties["imagefleet_sha256"] == hashlib.sha256(data).hexdigest()
     assert image.properties["imagefleet_build"] == build.build_id
@@ -291,9 +290,10 @@ def test_interrupted_upload_leaves_nothing(lc, profiles, images, name):
 
 def test_secrets_stay_out_of_the_log(lc, profiles, images, cleanup, caplog):
     cloud = make_cloud(lc, profiles, "rackspace-like")
-    session = make_session(cloud.config)
+    conn = Connection(cloud)
+    session = conn.session
     with caplog.at_level(logging.DEBUG):
-        upload(cloud, images, new_build(), cleanup, session=session)
+        upload(cloud, images, new_build(), cleanup, connection=conn)
     assert "REQ: curl" in caplog.text
     assert cloud.config.auth["password"] not in caplog.text
     assert session.get_token() not in caplog.text

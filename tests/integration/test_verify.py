@@ -27,7 +27,8 @@ import yaml
 
 from pipeline.cloud import cleanup
 from pipeline.cloud.localboot import local_boot
-from pipeline.cloud.upload import BuildInfo, upload_image
+from pipeline.cloud.marks import BuildInfo
+from pipeline.cloud.upload import upload_image
 from pipeline.cloud.verify import verify_image
 from pipeline.core import errors
 from pipeline.image.convert import convert_image
@@ -130,7 +131,7 @@ def test_each_cloud_is_reached_by_its_own_path(name, clouds, tiny, lc, tmp_path)
     assert record.address_source == PATH_IN[name]
     assert record.address.startswith("127.") and record.server_id
     assert 0 < record.seconds_to_active <= record.seconds_to_reachable < TINY_TIMEOUT
-    if clouds[name].profile.get("network.security_groups"):
+    if clouds[name].profile.network.security_groups:
         assert record.check_cidr == "127.0.0.1/32" and record.check_port == SSH_PORT
     assert json.loads(json.dumps(record.to_dict()))["server_id"] == record.server_id
     assert leaked(lc, name) == {}
@@ -269,7 +270,7 @@ DRIVER = """
 import sys
 from pipeline.settings.clouds import load_clouds, select_clouds
 from pipeline.settings.config import load_pipeline, load_profiles
-from pipeline.cloud.upload import BuildInfo
+from pipeline.cloud.marks import BuildInfo
 from pipeline.cloud.verify import verify_image
 config = load_pipeline(sys.argv[1])
 (cloud,) = select_clouds(config, load_profiles(config.vendors_dir), load_clouds(sys.argv[2]),

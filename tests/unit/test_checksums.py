@@ -9,7 +9,8 @@ import os
 import pytest
 
 from pipeline.cloud.glance import Image
-from pipeline.cloud.upload import BuildInfo, checksum_problem, image_properties, is_ours, reusable
+from pipeline.cloud.marks import BuildInfo, image_properties, is_this_build
+from pipeline.cloud.upload import checksum_problem, reusable
 from pipeline.core import checksums
 from pipeline.core.checksums import cache_path, compute_digests, file_digests
 
@@ -92,10 +93,10 @@ def test_properties_identify_the_build(tmp_path):
 
 def test_someone_elses_image_is_never_ours(tmp_path):
     d = _digests(tmp_path)
-    assert is_ours(_image(d), BUILD)
-    assert not is_ours(_image(d, properties={}), BUILD)
+    assert is_this_build(_image(d), BUILD)
+    assert not is_this_build(_image(d, properties={}), BUILD)
     other = BuildInfo("20240102-1", "sha256:def", "imagefleet-debian")
-    assert not is_ours(_image(d), other)
+    assert not is_this_build(_image(d), other)
 
 
 @pytest.mark.parametrize("change, expected", [

@@ -182,9 +182,49 @@ def test_profile_overrides_from_clouds_yaml(config_tree, tmp_path):
     overrides = {"network": {"routable_cidrs": ["127.100.0.0/16"]}}
     (cloud,) = _select(config_tree, tmp_path, {
         "ovh": cloud_entry("ovh-like", imagefleet_profile_overrides=overrides)})
-    assert cloud.profile.get("network.routable_cidrs") == ["127.100.0.0/16"]
-    assert cloud.profile.get("network.external") == "routable-port"  # the rest is kept
+    assert cloud.profile.network.routable_cidrs == ["127.100.0.0/16"]
+    assert cloud.profile.network.external == "routable-port"  # the rest is kept
     with pytest.raises(ConfigError) as err:
         _select(config_tree, tmp_path, {"ovh": cloud_entry(
             "ovh-like", imagefleet_profile_overrides={"network": {"colour": 1}})})
     assert "clouds.ovh.imagefleet_profile_overrides.network.colour: unknown key" in str(err.value)
+
+
+def test_profile_sections_carry_the_defaults():
+    """A key the YAML leaves out reads as its one default; the schema documents the same."""
+    from dataclasses import MISSING, fields
+
+    from pipeline.settings.config import load_schema
+    from pipeline.settings.profile import (
+        ComputeSection,
+        ImageSection,
+        NetworkSection,
+        Profile,
+        RetentionSection,
+    )
+    profile = Profile(name="bare", path="bare.yaml", data={
+        "name": "bare", "image": {"disk_formats": ["qcow2"]},
+        "network": {"api": "neutron", "external": "floating"}})
+    assert profile.image.container_format == "bare" and profile.image.upload == ["put"]
+    assert profile.compute.api == "nova" and profile.compute.config_drive is True
+    assert profile.network.floating_ip == "auto" and profile.network.check_port == 22
+    assert profile.retention.keep is None
+    sections = {"image": ImageSection, "compute": ComputeSection, "network": NetworkSection,
+                "retention": RetentionSection}
+    schema = load_schema("vendor")["properties"]
+    for name, section in sections.items():
+        defaults = {f.name: f.default for f in fields(section) if f.default is not MISSING}
+        props = schema[name]["properties"]
+        assert {f.name for f in fields(section)} == set(props), name
+        for key, spec in props.items():
+            if "default" in spec:
+                assert defaults[key] == spec["default"], f"{name}.{key}"
+
+
+def test_config_drive_is_the_profiles_to_turn_off():
+    from pipeline.settings.profile import Profile
+    data = {"name": "x", "image": {"disk_formats": ["raw"]}, "compute": {"config_drive": False},
+            "network": {"api": "none", "external": "public"}}
+    assert Profile(name="x", path="x.yaml", data=data).compute.config_drive is False
+    shipped = load_profiles(REPO / "config" / "vendors")
+    assert all(p.compute.config_drive for p in shipped.values())   # today's behaviour

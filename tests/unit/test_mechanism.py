@@ -69,8 +69,8 @@ def test_no_fit_names_every_reason(case):
 def test_shipped_profiles_have_a_mechanism(name):
     """Every shipped vendor profile resolves on the API version it pins (or v2)."""
     profile = load_profiles(REPO / "config" / "vendors")[name]
-    version = profile.get("image.api_version") or "2"
-    mechanism = choose_upload_mechanism(profile.get("image.upload"), version,
+    version = profile.image.api_version or "2"
+    mechanism = choose_upload_mechanism(profile.image.upload, version,
                                         ("glance-direct",), True)
     assert mechanism.value
     assert mechanism.stages_in_swift == (mechanism in (Mechanism.TASK,

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.cloud import addresses as a
 from pipeline.cloud import cleanup
-from pipeline.cloud.upload import BuildInfo
+from pipeline.cloud.marks import BuildInfo
 from pipeline.cloud.verify import verify_image
 from pipeline.core.errors import BootError, ConfigError
 from pipeline.settings.clouds import Cloud, CloudConfig

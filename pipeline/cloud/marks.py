@@ -1,0 +1,67 @@
+"""How imagefleet marks what it publishes: the build, the property names, the two tests.
+
+An image is ours when it carries ``imagefleet_managed=true``; the other
+``imagefleet_*`` properties say which build and which content.  Two questions
+are asked of an image, and they differ: upload may delete only images of *this
+build* (``is_this_build``); retention weighs every image imagefleet made under
+the configured name (``made_by_imagefleet``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.cloud.glance import Image
+from pipeline.core.checksums import Digests
+
+MANAGED = "imagefleet_managed"
+BUILD = "imagefleet_build"
+DIGEST = "imagefleet_digest"
+FORMAT = "imagefleet_format"
+MD5 = "imagefleet_md5"
+SHA256 = "imagefleet_sha256"
+SHA512 = "imagefleet_sha512"
+VERIFIED = "imagefleet_verified"      # the test boot's outcome: "true" or "false"
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """What identifies a build in every cloud: ``<image_name>-<build_id>`` plus properties."""
+
+    build_id: str
+    digest: str           # digest of the source (base) image
+    image_name: str
+
+    @property
+    def cloud_image_name(self) -> str:
+        return f"{self.image_name}-{self.build_id}"
+
+
+def image_properties(build: BuildInfo, disk_format: str, digests: Digests,
+                     extra: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The properties that make an image findable as ours (and by content)."""
+    props = {str(k): str(v) for k, v in (extra or {}).items()}
+    props.update({
+        MANAGED: "true",
+        BUILD: build.build_id,
+        DIGEST: build.digest,
+        FORMAT: disk_format,
+        MD5: digests.md5,
+        SHA256: digests.sha256,
+        SHA512: digests.sha512,
+    })
+    return props
+
+
+def is_this_build(image: Image, build: BuildInfo) -> bool:
+    """Ours and of this build: the only images upload may delete."""
+    props = image.properties
+    return props.get(MANAGED) == "true" and props.get(BUILD) == build.build_id
+
+
+def made_by_imagefleet(image: Image, image_name: str) -> bool:
+    """Ours under ``image_name`` (any build): what retention may weigh and delete."""
+    return (image.properties.get(MANAGED) == "true"
+            and (image.name or "").startswith(f"{image_name}-"))
