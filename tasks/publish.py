@@ -8,8 +8,7 @@ import json
 import luigi
 
 from pipeline.cloud.retention import apply_retention
-from pipeline.image.build import BUILD_ID_LEN
-from tasks.base import ImagefleetTask, planned_run
+from tasks.base import CloudTask, planned_run
 from tasks.verify import VerifyImage
 
 
@@ -32,22 +31,16 @@ class Publish(luigi.WrapperTask):
         return [RetainImages(digest=digest, cloud=c) for c in clouds]
 
 
-class RetainImages(ImagefleetTask):
+class RetainImages(CloudTask):
     """After a good verify, keep the newest N of our images in the cloud."""
 
-    digest = luigi.Parameter()
-    cloud = luigi.Parameter()
-
-    def failure_where(self) -> str:
-        return self.cloud
+    stage = "retention"
 
     def requires(self):
         return VerifyImage(digest=self.digest, cloud=self.cloud)
 
     def output(self):
-        build_id = self.digest[:BUILD_ID_LEN]
-        return luigi.LocalTarget(str(self.work_dir / "retention" / build_id /
-                                     f"{self.cloud}.json"))
+        return luigi.LocalTarget(str(self.layout.retention_record(self.build_id, self.cloud)))
 
     def run(self):
         with self.input().open("r") as f:
