@@ -12,6 +12,21 @@ from tasks.base import CloudTask, planned_run
 from tasks.verify import VerifyImage
 
 
+def today() -> datetime.date:
+    return datetime.date.today()
+
+
+class TodayParameter(luigi.DateParameter):
+    """A date that defaults to the day the task is made, not the day its module was
+    imported: a long-lived worker must not keep publishing yesterday's run."""
+
+    def __init__(self, **kwargs):
+        super().__init__(default=None, **kwargs)
+
+    def normalize(self, x):
+        return super().normalize(today() if x is None else x)
+
+
 class Publish(luigi.WrapperTask):
     """``imagefleet run``: one night's publication; the date makes each night distinct.
 
@@ -19,7 +34,7 @@ class Publish(luigi.WrapperTask):
     and clouds.yaml (``[imagefleet]`` in luigi.cfg), as ``imagefleet run`` does.
     """
 
-    date = luigi.DateParameter(default=datetime.date.today())
+    date = TodayParameter()
     digest = luigi.Parameter(default="", description="build digest (default: planned now)")
     clouds = luigi.ListParameter(default=(), description="clouds (default: every configured)")
 
