@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-import time
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
 import luigi
 
-from pipeline.core import atomicfile
+from pipeline.cloud.marks import BuildInfo
+from pipeline.cloud.mechanism import upload_priority
 from pipeline.core.errors import PipelineError
-from pipeline.run import ledger
+from pipeline.image.build import build_id, plan_build
+from pipeline.run import failures, ledger
+from pipeline.run.workdir import WorkDir
 from pipeline.settings.clouds import Cloud, load_clouds, select_clouds
 from pipeline.settings.config import PipelineConfig, load_pipeline, load_profiles
 
@@ -45,7 +46,6 @@ def committed(target: luigi.LocalTarget) -> Iterator[str]:
 
 def planned_run() -> tuple[str, list[str]]:
     """The build digest and the cloud names the configuration selects today."""
-    from pipeline.image.build import plan_build  # DIB version probing only when planning
     config = load_pipeline(imagefleet().config)
     clouds = load_clouds(imagefleet().clouds_yaml or None)
     selected = select_clouds(config, load_profiles(config.vendors_dir), clouds)
@@ -55,9 +55,15 @@ def planned_run() -> tuple[str, list[str]]:
 class ImagefleetTask(luigi.Task):
     """Every task's base: knows where work goes and records why it failed."""
 
+    stage: str          # what a failure of this task stopped: "build", "upload", ...
+
     @property
     def work_dir(self) -> Path:
         return Path(imagefleet().work_dir).resolve()
+
+    @property
+    def layout(self) -> WorkDir:
+        return WorkDir(self.work_dir)
 
     @cached_property
     def pipeline_config(self) -> PipelineConfig:
@@ -70,14 +76,8 @@ class ImagefleetTask(luigi.Task):
         (cloud,) = select_clouds(config, load_profiles(config.vendors_dir), clouds, only=[name])
         return cloud
 
-    @cached_property
-    def target_cloud(self) -> Cloud:
-        """The cloud of a task with a ``cloud`` parameter, read once per task instance
-        (``requires``, ``priority`` and ``run`` all ask)."""
-        return self.cloud_named(self.cloud)
-
     def log_path(self, name: str) -> Path:
-        path = self.work_dir / "logs" / name
+        path = self.layout.log(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -92,18 +92,51 @@ class ImagefleetTask(luigi.Task):
             line = str(exception)
         else:
             line = f"{self.failure_where() or self.task_family}: {type(exception).__name__}: {exception}"
-        failures = self.work_dir / "failures"
-        record = {"task_id": self.task_id, "task": self.task_family, "error": line,
-                  "where": self.failure_where(), "time": time.time()}
+        # The cloud and format it stops are the task's own parameters (none: every one).
+        failure = failures.Failure(
+            task_id=self.task_id, stage=self.stage, error=line, where=self.failure_where(),
+            cloud=self.param_kwargs.get("cloud"), disk_format=self.param_kwargs.get("disk_format"))
         try:
-            failures.mkdir(parents=True, exist_ok=True)
-            atomicfile.write_text(failures / f"{self.task_id}.json", json.dumps(record) + "\n")
+            failures.record(self.layout, failure)
         except OSError as e:      # a full work disk: the scheduler still has the line
             LOG.warning("cannot record the failure of %s: %s", self.task_id, e)
         LOG.error("%s failed: %s", self.task_id, line, exc_info=exception)
         return line
 
     def on_success(self) -> None:
-        stale = self.work_dir / "failures" / f"{self.task_id}.json"
-        stale.unlink(missing_ok=True)
+        failures.clear(self.layout, self.task_id)
         ledger.record(self.work_dir, self.task_id, self.task_family)
+
+
+class BuildTask(ImagefleetTask):
+    """A task about one build, named by the digest of its inputs."""
+
+    digest = luigi.Parameter()
+
+    @property
+    def build_id(self) -> str:
+        return build_id(self.digest)
+
+
+class CloudTask(BuildTask):
+    """One build on one cloud (upload, verify, retention): ordered by the cloud's upload."""
+
+    cloud = luigi.Parameter()
+
+    @cached_property
+    def target_cloud(self) -> Cloud:
+        """The cloud, read once per task instance (``requires``, ``priority`` and ``run``
+        all ask)."""
+        return self.cloud_named(self.cloud)
+
+    @property
+    def priority(self):
+        return upload_priority(self.target_cloud.profile.image.upload)
+
+    @property
+    def build_info(self) -> BuildInfo:
+        return BuildInfo(build_id=self.build_id, digest=self.digest,
+                         image_name=self.pipeline_config.image_name)
+
+    def failure_where(self) -> str:
+        return self.cloud

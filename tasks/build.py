@@ -9,23 +9,19 @@ import luigi
 from pipeline.core import atomicfile
 from pipeline.core.errors import BuildError
 from pipeline.core.formats import EXTENSION
-from pipeline.image.build import BUILD_ID_LEN, build_base, plan_build
+from pipeline.image.build import build_base, plan_build
 from pipeline.image.buildcleanup import remove_stale_partials
 from pipeline.image.convert import convert_image
-from tasks.base import ImagefleetTask, committed
+from tasks.base import BuildTask, committed
 
 
-class BuildBaseImage(ImagefleetTask):
+class BuildBaseImage(BuildTask):
     """The raw base image, named by the digest of its inputs."""
 
-    digest = luigi.Parameter()
-
-    @property
-    def build_id(self) -> str:
-        return self.digest[:BUILD_ID_LEN]
+    stage = "build"
 
     def output(self):
-        return luigi.LocalTarget(str(self.work_dir / "builds" / self.build_id / "base.raw"))
+        return luigi.LocalTarget(str(self.layout.base_image(self.build_id)))
 
     def run(self):
         plan = plan_build(self.pipeline_config)
@@ -37,23 +33,21 @@ class BuildBaseImage(ImagefleetTask):
         with committed(out) as tmp:
             record = build_base(plan, tmp, work_dir=self.work_dir,
                                 log_path=self.log_path(f"build-{self.build_id}.log"))
-            atomicfile.write_text(self.work_dir / "builds" / self.build_id / "build.json",
+            atomicfile.write_text(self.layout.build_record(self.build_id),
                                   json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
-class ConvertImage(ImagefleetTask):
+class ConvertImage(BuildTask):
     """The base image in one disk format; clouds sharing a format share this task."""
 
-    digest = luigi.Parameter()
+    stage = "convert"
     disk_format = luigi.ChoiceParameter(choices=sorted(EXTENSION))
 
     def requires(self):
         return BuildBaseImage(digest=self.digest)
 
     def output(self):
-        build_id = self.digest[:BUILD_ID_LEN]
-        name = f"image.{EXTENSION[self.disk_format]}"
-        return luigi.LocalTarget(str(self.work_dir / "images" / build_id / name))
+        return luigi.LocalTarget(str(self.layout.converted(self.build_id, self.disk_format)))
 
     def run(self):
         out = self.output()
@@ -63,7 +57,7 @@ class ConvertImage(ImagefleetTask):
             record = convert_image(self.input().path, tmp, self.disk_format,
                                    log_path=self.log_path(f"convert-{self.disk_format}.log"))
             # The record first: an image never stands without the record it is checked by.
-            atomicfile.write_text(out.path + ".json",
+            atomicfile.write_text(self.layout.convert_record(self.build_id, self.disk_format),
                                   json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 

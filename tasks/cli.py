@@ -19,15 +19,17 @@ from pathlib import Path
 import luigi
 import luigi.configuration
 
+from localcloud.server import main as localcloud_main
 from pipeline.cloud import session
 from pipeline.cloud.cleanup import sweep
 from pipeline.core.errors import ConfigError, PipelineError
 from pipeline.core.formats import EXTENSION, distinct_formats
 from pipeline.image.build import plan_build
-from pipeline.run import ledger, logsetup
+from pipeline.run import failures, ledger, logsetup
 from pipeline.run.report import make_report, render_table, write_report
 from pipeline.run.runlock import run_lock
 from pipeline.run.runreport import collect_rows
+from pipeline.run.workdir import WorkDir
 from pipeline.settings.clouds import SECRET_KEYS, load_clouds, select_clouds
 from pipeline.settings.config import load_pipeline, load_profiles
 from tasks.build import BuildImages, ConvertImage
@@ -144,15 +146,7 @@ def run_luigi(tasks: list, work_dir: Path, workers: int, scheduler_url: str | No
 
 
 def read_failures(work_dir: Path, since: float) -> list[str]:
-    lines = []
-    for path in sorted((work_dir / "failures").glob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if record.get("time", 0) >= since:
-            lines.append(record["error"])
-    return lines
+    return [f.error for f in failures.since(WorkDir(work_dir), since)]
 
 
 def scheduler_failures(result) -> list[str]:
@@ -203,12 +197,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                          tasks_run=ledger.counts(work_dir, since=started))
     print(render_table(report))
     try:
-        path = write_report(work_dir / "reports" / str(args.date), report)
+        path = write_report(WorkDir(work_dir).report_dir(str(args.date)), report)
     except OSError as e:
         if code:        # the failure already has its line; this one follows from it
             LOG.warning("report not written: %s", e)
             return code
-        print(f"imagefleet: report: cannot write {work_dir / 'reports'}: {e.strerror or e}",
+        print(f"imagefleet: report: cannot write {WorkDir(work_dir).reports}: {e.strerror or e}",
               file=sys.stderr)
         return EXIT_FAILED
     print(f"report: {path} (and report.html)")
@@ -217,7 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     _, selected = load_all(args)
-    journal = Path(args.work_dir).resolve() / "journal"
+    journal = WorkDir(Path(args.work_dir).resolve()).journal
     code = 0
     for cloud in selected:  # one broken cloud does not keep the others dirty
         try:
@@ -232,7 +226,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    path = Path(args.work_dir).resolve() / "reports" / "latest" / "report.json"
+    path = WorkDir(Path(args.work_dir).resolve()).latest_report
     if not path.is_file():
         raise PipelineError("no report yet (run 'imagefleet run')", where=str(path),
                             step="report")
@@ -244,11 +238,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["localcloud"]:
-        from localcloud.server import main as localcloud_main
         return localcloud_main(argv[1:])
     args = build_parser().parse_args(argv)
     work_dir = Path(getattr(args, "work_dir", None) or "work").resolve()
-    logsetup.configure(args.verbose, work_dir / "logs" / "imagefleet.log")
+    logsetup.configure(args.verbose, WorkDir(work_dir).cli_log)
     handlers = {"check-config": cmd_check_config, "build": cmd_build, "run": cmd_run,
                 "cleanup": cmd_cleanup, "report": cmd_report}
     try:

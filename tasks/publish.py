@@ -8,9 +8,23 @@ import json
 import luigi
 
 from pipeline.cloud.retention import apply_retention
-from pipeline.image.build import BUILD_ID_LEN
-from tasks.base import ImagefleetTask, planned_run
+from tasks.base import CloudTask, planned_run
 from tasks.verify import VerifyImage
+
+
+def today() -> datetime.date:
+    return datetime.date.today()
+
+
+class TodayParameter(luigi.DateParameter):
+    """A date that defaults to the day the task is made, not the day its module was
+    imported: a long-lived worker must not keep publishing yesterday's run."""
+
+    def __init__(self, **kwargs):
+        super().__init__(default=None, **kwargs)
+
+    def normalize(self, x):
+        return super().normalize(today() if x is None else x)
 
 
 class Publish(luigi.WrapperTask):
@@ -20,7 +34,7 @@ class Publish(luigi.WrapperTask):
     and clouds.yaml (``[imagefleet]`` in luigi.cfg), as ``imagefleet run`` does.
     """
 
-    date = luigi.DateParameter(default=datetime.date.today())
+    date = TodayParameter()
     digest = luigi.Parameter(default="", description="build digest (default: planned now)")
     clouds = luigi.ListParameter(default=(), description="clouds (default: every configured)")
 
@@ -32,22 +46,16 @@ class Publish(luigi.WrapperTask):
         return [RetainImages(digest=digest, cloud=c) for c in clouds]
 
 
-class RetainImages(ImagefleetTask):
+class RetainImages(CloudTask):
     """After a good verify, keep the newest N of our images in the cloud."""
 
-    digest = luigi.Parameter()
-    cloud = luigi.Parameter()
-
-    def failure_where(self) -> str:
-        return self.cloud
+    stage = "retention"
 
     def requires(self):
         return VerifyImage(digest=self.digest, cloud=self.cloud)
 
     def output(self):
-        build_id = self.digest[:BUILD_ID_LEN]
-        return luigi.LocalTarget(str(self.work_dir / "retention" / build_id /
-                                     f"{self.cloud}.json"))
+        return luigi.LocalTarget(str(self.layout.retention_record(self.build_id, self.cloud)))
 
     def run(self):
         with self.input().open("r") as f:

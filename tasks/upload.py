@@ -6,31 +6,20 @@ import json
 
 import luigi
 
-from pipeline.cloud.marks import BuildInfo
-from pipeline.cloud.mechanism import upload_priority
 from pipeline.cloud.upload import upload_image
-from pipeline.image.build import BUILD_ID_LEN
-from tasks.base import ImagefleetTask
+from tasks.base import CloudTask
 from tasks.build import ConvertImage
-from tasks.verify import LocalBoot
+from tasks.localboot import LocalBoot
 
 
-class UploadImage(ImagefleetTask):
+class UploadImage(CloudTask):
     """One cloud's upload; the output is a small JSON record of what arrived."""
 
-    digest = luigi.Parameter()
-    cloud = luigi.Parameter()
+    stage = "upload"
 
     @property
     def resources(self):
         return {f"upload_{self.cloud}": 1}
-
-    @property
-    def priority(self):
-        return upload_priority(self.target_cloud.profile.image.upload)
-
-    def failure_where(self) -> str:
-        return self.cloud
 
     def requires(self):
         disk_format = self.target_cloud.disk_format
@@ -38,12 +27,9 @@ class UploadImage(ImagefleetTask):
                 "local_boot": LocalBoot(digest=self.digest, disk_format=disk_format)}
 
     def output(self):
-        build_id = self.digest[:BUILD_ID_LEN]
-        return luigi.LocalTarget(str(self.work_dir / "uploads" / build_id / f"{self.cloud}.json"))
+        return luigi.LocalTarget(str(self.layout.upload_record(self.build_id, self.cloud)))
 
     def run(self):
-        build = BuildInfo(build_id=self.digest[:BUILD_ID_LEN], digest=self.digest,
-                          image_name=self.pipeline_config.image_name)
-        record = upload_image(self.target_cloud, self.input()["image"].path, build)
+        record = upload_image(self.target_cloud, self.input()["image"].path, self.build_info)
         with self.output().open("w") as f:
             json.dump(record.to_dict(), f, indent=2, sort_keys=True)

@@ -19,6 +19,11 @@ ELEMENTS_DIR = Path(__file__).resolve().parents[2] / "elements"
 BUILD_ID_LEN = 16
 
 
+def build_id(digest: str) -> str:
+    """The short name of a build: what the work directory and the clouds' image records use."""
+    return digest[:BUILD_ID_LEN]
+
+
 @dataclass(frozen=True)
 class BuildPlan:
     """Everything that defines the base image; ``digest`` names it."""
@@ -30,7 +35,7 @@ class BuildPlan:
 
     @property
     def build_id(self) -> str:
-        return self.digest[:BUILD_ID_LEN]
+        return build_id(self.digest)
 
 
 def plan_build(config: PipelineConfig, elements_dir: Path = ELEMENTS_DIR) -> BuildPlan:

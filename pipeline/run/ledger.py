@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-LEDGER = Path("logs") / "tasks.jsonl"
+from pipeline.run.workdir import WorkDir
 
 
 def record(work_dir: Path, task_id: str, family: str) -> None:
-    path = Path(work_dir) / LEDGER
+    path = WorkDir(work_dir).task_ledger
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps({"task_id": task_id, "task": family, "time": time.time(),
                        "pid": os.getpid(), "host": os.uname().nodename}) + "\n"
@@ -32,7 +32,7 @@ def record(work_dir: Path, task_id: str, family: str) -> None:
 
 
 def entries(work_dir: Path, since: float = 0.0) -> list[dict[str, Any]]:
-    path = Path(work_dir) / LEDGER
+    path = WorkDir(work_dir).task_ledger
     if not path.is_file():
         return []
     found = []

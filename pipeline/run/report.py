@@ -39,6 +39,7 @@ class CloudRow:
     accel: str | None = None            # the local boot's accelerator, and why (or its fallback)
     accel_note: str | None = None
     error: str | None = None
+    failed_stage: str | None = None     # also "retention", which has no column
 
     @property
     def status(self) -> str:
@@ -53,7 +54,8 @@ def cloud_row(cloud: str, profile: str, disk_format: str, *, build: dict | None,
     """One cloud's row from the stage records (``None``: the stage has no record)."""
     records = {"build": build, "convert": convert, "local_boot": local_boot,
                "upload": upload, "verify": verify}
-    row = CloudRow(cloud=cloud, profile=profile, disk_format=disk_format, error=error)
+    row = CloudRow(cloud=cloud, profile=profile, disk_format=disk_format, error=error,
+                   failed_stage=failed_stage)
     for stage in STAGES:
         row.stages[stage] = DONE if records[stage] is not None else PENDING
     if failed_stage in row.stages:
@@ -141,12 +143,28 @@ def render_table(report: dict[str, Any]) -> str:
     for fmt, c in sorted(boots.items()):
         lines.append(f"local boot {fmt}: {c['accel']} ({c.get('accel_note') or '-'})")
     ok = sum(c["status"] == DONE for c in report["clouds"])
-    ran = report.get("tasks_run") or {}
-    lines.append("work done: " + (", ".join(f"{n} {k}" for k, n in ran.items()) if ran
-                                  else "none (every stage was already complete)"))
+    lines.append(work_done_line(report))
     lines.append(f"{ok}/{len(report['clouds'])} clouds done"
                  + (f"; failed: {', '.join(report['failed'])}" if report["failed"] else ""))
     return "\n".join(lines)
+
+
+def work_done_line(report: dict[str, Any]) -> str:
+    """What this run executed; "every stage was already complete" only when nothing failed."""
+    ran = report.get("tasks_run") or {}
+    if ran:
+        return "work done: " + ", ".join(f"{n} {k}" for k, n in ran.items())
+    failed = [c for c in report["clouds"] if c["status"] == FAILED]
+    if not failed:
+        return "work done: none (every stage was already complete)"
+    return "work done: none; failed: " + ", ".join(
+        f"{c['cloud']} ({_failed_stage(c)})" for c in failed)
+
+
+def _failed_stage(cloud: dict[str, Any]) -> str:
+    """The stage the row names; a report written before rows named it: its red column."""
+    return cloud.get("failed_stage") or next(
+        (s for s in STAGES if cloud["stages"].get(s) == FAILED), "stage unknown")
 
 
 _COLOURS = {DONE: "#c8f0c8", FAILED: "#f4c0c0", PENDING: "#eeeeee"}

@@ -189,7 +189,7 @@ def luigi_cfg():
 
 
 def test_the_local_boot_task_fails_with_one_line_and_no_output(no_sshd, tmp_path, luigi_cfg):
-    from tasks.verify import LocalBoot
+    from tasks.localboot import LocalBoot
     luigi_cfg("imagefleet", "work_dir", str(tmp_path / "work"))
     luigi_cfg("localboot", "timeout", "20")
     task = LocalBoot(digest="f" * 64, disk_format="raw")
@@ -221,8 +221,8 @@ def test_a_cloud_without_compute_is_recorded_as_not_verified(tmp_path, luigi_cfg
 
 
 def test_upload_waits_for_the_local_boot(clouds_yaml, tmp_path, luigi_cfg):
+    from tasks.localboot import LocalBoot
     from tasks.upload import UploadImage
-    from tasks.verify import LocalBoot
     luigi_cfg("imagefleet", "work_dir", str(tmp_path / "work"))
     luigi_cfg("imagefleet", "clouds_yaml", str(clouds_yaml))
     luigi_cfg("imagefleet", "config", str(REPO / "config" / "pipeline.yaml"))

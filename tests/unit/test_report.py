@@ -76,3 +76,25 @@ def test_local_boot_accelerator_and_its_fallback_reach_the_row_and_summary():
     assert "local boot vhd: tcg (KVM boot failed after 30.4 s" in table
     assert "local boot qcow2: tcg (/dev/kvm missing" in table
     assert "booted again under TCG" in render_html(report)
+
+
+def test_a_run_with_a_failure_never_says_every_stage_was_complete():
+    report = make_report("2026-11-23", "abc", list(rows()), tasks_run={})
+    table = render_table(report)
+    assert "every stage was already complete" not in table
+    assert "work done: none; failed: hp (upload)" in table
+
+
+def test_a_run_that_found_everything_done_says_so():
+    good, _ = rows()
+    table = render_table(make_report("2026-11-24", "abc", [good], tasks_run={}))
+    assert "work done: none (every stage was already complete)" in table
+
+
+def test_a_failure_without_a_column_is_named_by_its_stage():
+    good, _ = rows()
+    late = cloud_row("ovh", "ovh-like", "qcow2", build={}, convert={}, local_boot={},
+                     upload=UPLOAD, verify=VERIFY, error="ovh: retention: 503",
+                     failed_stage="retention")
+    table = render_table(make_report("r", "abc", [good, late], tasks_run={}))
+    assert "work done: none; failed: ovh (retention)" in table
