@@ -44,6 +44,7 @@ class UploadImage(ImagefleetTask):
     def run(self):
         build = BuildInfo(build_id=self.digest[:BUILD_ID_LEN], digest=self.digest,
                           image_name=self.pipeline_config.image_name)
-        record = upload_image(self.target_cloud, self.input()["image"].path, build)
+        record = upload_image(self.target_cloud, self.input()["image"].path, build,
+                              metadata=self.pipeline_config.metadata)
         with self.output().open("w") as f:
             json.dump(record.to_dict(), f, indent=2, sort_keys=True)
