@@ -5,8 +5,9 @@ matching requests through, then fires ``times`` times (``null``: forever).
 Request-level kinds (status, reset, delay, token_expire) are applied by the
 HTTP middleware; the others are asked for by the handler that knows the
 moment (``task_fail`` when an import task runs, ``stuck`` when an image would
-become active, ``server_error``/``slow_build``/``no_answer`` when a server is
-created, ``quota_exceeded`` when a quota is checked). A new kind is one ``register_kind`` call and one ``take``.
+become active, ``in_use`` when an image is deleted, ``server_error``/
+``slow_build``/``no_answer`` when a server is created, ``quota_exceeded`` when
+a quota is checked). A new kind is one ``register_kind`` call and one ``take``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ register_kind("delay", seconds=((int, float), True))
 register_kind("token_expire")
 register_kind("task_fail", message=(str, False))
 register_kind("stuck", state=(str, True))
+# an image whose store refuses the delete (Ceph: clones of it back servers); DELETE -> 409
+register_kind("in_use")
 # compute and network: asked by the server-create and allocation handlers
 register_kind("server_error", message=(str, False))
 register_kind("slow_build", seconds=((int, float), True))

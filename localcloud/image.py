@@ -11,7 +11,7 @@ from aiohttp import web
 from localcloud import image_import, image_v1, image_v2
 from localcloud.cloud import Cloud, Service
 from localcloud.http import json_response, public
-from localcloud.image_model import list_images, save
+from localcloud.image_model import list_images, save, v2_minor
 
 PREFIX = "/image"
 
@@ -28,7 +28,7 @@ def version_list(cloud: Cloud) -> list[dict]:
     entries = []
     versions = cloud.personality.image_versions
     if 2 in versions:
-        top = 9 if cloud.has("upload", "glance-direct") else 5
+        top = v2_minor(cloud)
         entries += [(f"v2.{n}", "CURRENT" if n == top else "SUPPORTED", "v2")
                     for n in range(top, -1, -1)]
     if 1 in versions:

@@ -54,6 +54,34 @@ def list_images(cloud: Cloud) -> list[dict]:
     return cloud.store.list_records(cloud.name, KIND)
 
 
+def v2_minor(cloud: Cloud) -> int:
+    """The newest Glance v2.N served: v2.6+ (import, os_hidden at 2.7) only with import."""
+    return 9 if cloud.has("upload", "glance-direct") else 5
+
+
+def page_limit(cloud: Cloud, wanted: str | None) -> int:
+    """A listing's page size: Glance's ``limit_param_default``, capped at ``api_limit_max``."""
+    listing = cloud.personality.image_listing
+    try:
+        limit = int(wanted) if wanted is not None else listing["limit_default"]
+    except ValueError as e:
+        raise HTTPFault(400, "limit param must be an integer") from e
+    if limit < 0:
+        raise HTTPFault(400, "limit param must be positive")
+    return min(limit, listing["limit_max"])
+
+
+def delete_checked(request, cloud: Cloud, doc: dict) -> None:
+    """DELETE as Glance answers it: 403 when protected, 409 when the store holds it."""
+    if doc["protected"]:
+        raise HTTPFault(403, f"Image {doc['id']} is protected and cannot be deleted.")
+    if take_fault(request, "in_use", None) is not None:
+        raise HTTPFault(409, f"Image {doc['id']} could not be deleted because it is in use: "
+                             "The image cannot be deleted because it is in use through the "
+                             "backend store outside of Glance.")
+    delete_image(cloud, doc)
+
+
 def delete_image(cloud: Cloud, doc: dict) -> None:
     if doc["protected"]:
         raise HTTPFault(403, f"Image {doc['id']} is protected and cannot be deleted.")

@@ -145,7 +145,7 @@ async def show(request: web.Request) -> web.StreamResponse:
 
 async def delete(request: web.Request) -> web.Response:
     cloud = request.app["cloud"]
-    model.delete_image(cloud, model.get_image(cloud, request.match_info["image_id"]))
+    model.delete_checked(request, cloud, model.get_image(cloud, request.match_info["image_id"]))
     return web.Response(status=200)
 
 
@@ -170,7 +170,7 @@ def _listed(request: web.Request) -> list[dict]:
         if query["marker"] not in ids:
             raise HTTPFault(400, "Invalid marker. Image could not be found.")
         images = images[ids.index(query["marker"]) + 1:]
-    return images[:int(query.get("limit", 25))]
+    return images[:model.page_limit(cloud, query.get("limit"))]
 
 
 async def index(request: web.Request) -> web.Response:

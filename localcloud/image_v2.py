@@ -30,15 +30,32 @@ SETTABLE = {"name": (str, type(None)), "visibility": str, "protected": bool, "os
             "container_format": (str, type(None)), "owner": (str, type(None))}
 VISIBILITIES = ("public", "private", "shared", "community")
 FILTERS = {"name", "status", "visibility", "disk_format", "container_format", "owner", "id"}
-DEFAULT_LIMIT, MAX_LIMIT = 25, 1000
+
+
+JSON_TYPES = {str: "string", int: "integer", bool: "boolean", list: "array"}
+HIDDEN_SINCE = 7              # os_hidden is an image attribute from Image API v2.7 on
+
+
+def _settable(cloud) -> dict:
+    """The typed image attributes this cloud's v2.N knows; the rest are string properties."""
+    if model.v2_minor(cloud) >= HIDDEN_SINCE:
+        return SETTABLE
+    return {k: v for k, v in SETTABLE.items() if k != "os_hidden"}
+
+
+def _type_error(key: str, value: object, typ) -> HTTPFault:
+    name = JSON_TYPES.get(typ[0] if isinstance(typ, tuple) else typ, "string")
+    return HTTPFault(400, f"Provided object does not match schema 'image': {value!r} is not "
+                          f"of type '{name}'\n\nFailed validating 'type' in "
+                          f"schema['properties']['{key}']")
 
 
 def _value(cloud, key: str, value: object) -> object:
-    """Check one settable value against the image schema; 400 if it does not fit."""
-    if key in SETTABLE:
+    """Check one value against the image schema, as Glance does; 400 if it does not fit."""
+    if key in _settable(cloud):
         typ = SETTABLE[key]
         if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-            raise HTTPFault(400, f"Invalid type for attribute '{key}'")
+            raise _type_error(key, value, typ)
         if key == "visibility" and value not in VISIBILITIES:
             raise HTTPFault(400, f"Invalid visibility value: {value}")
         if key in ("min_disk", "min_ram") and value < 0:
@@ -50,7 +67,7 @@ def _value(cloud, key: str, value: object) -> object:
         if key == "container_format":
             model.check_formats(cloud, None, value)
     elif not isinstance(value, str):
-        raise HTTPFault(400, f"Additional property '{key}' must be a string")
+        raise _type_error(key, value, str)
     return value
 
 
@@ -69,7 +86,7 @@ async def create(request: web.Request) -> web.Response:
     for key, value in body.items():
         if key in READ_ONLY - {"id"}:
             raise HTTPFault(403, f"Attribute '{key}' is read-only.")
-        target = fields if key in SETTABLE or key == "id" else properties
+        target = fields if key in _settable(cloud) or key == "id" else properties
         target[key] = value if key == "id" else _value(cloud, key, value)
     if "id" in fields:
         try:
@@ -135,10 +152,7 @@ async def index(request: web.Request) -> web.Response:
         if query["marker"] not in ids:
             raise HTTPFault(400, f"marker {query['marker']} could not be found.")
         images = images[ids.index(query["marker"]) + 1:]
-    try:
-        limit = min(int(query.get("limit", DEFAULT_LIMIT)), MAX_LIMIT)
-    except ValueError as e:
-        raise HTTPFault(400, "limit param must be an integer") from e
+    limit = model.page_limit(cloud, query.get("limit"))
     page = images[:limit]
     body = {"images": [model.render_v2(d) for d in page], "first": "/v2/images",
             "schema": "/v2/schemas/images"}
@@ -157,7 +171,7 @@ async def show(request: web.Request) -> web.Response:
 
 async def delete(request: web.Request) -> web.Response:
     cloud = request.app["cloud"]
-    model.delete_image(cloud, model.get_image(cloud, request.match_info["image_id"]))
+    model.delete_checked(request, cloud, model.get_image(cloud, request.match_info["image_id"]))
     return web.Response(status=204)
 
 
@@ -172,7 +186,7 @@ def _apply_patch(cloud, doc: dict, op: dict) -> None:
         raise HTTPFault(403, f"Attribute '{key}' is read-only.")
     if op["op"] != "remove" and "value" not in op:
         raise HTTPFault(400, "Operation objects must contain exactly one member named 'value'")
-    if key in SETTABLE:
+    if key in _settable(cloud):
         if op["op"] == "remove":
             raise HTTPFault(403, f"Attribute '{key}' is reserved.")
         if key in ("disk_format", "container_format") and doc["status"] != "queued":

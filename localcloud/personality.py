@@ -28,6 +28,8 @@ QUOTA_DEFAULTS = {"instances": 10, "cores": 20, "ram": 51200, "key_pairs": 100,
                   "floating_ips": 10, "ports": 50, "networks": 10, "subnets": 10,
                   "security_groups": 10, "security_group_rules": 100}
 DEFAULT_NETWORK = {"api": "none", "external": "public", "security_groups": False}
+# Glance's limit_param_default and api_limit_max: the page sizes of an image listing.
+DEFAULT_IMAGE_LISTING = {"limit_default": 25, "limit_max": 1000}
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -58,6 +60,10 @@ SCHEMA: dict[str, Any] = {
                    "items": {"enum": sorted(UPLOAD_NEEDS_API)}},
         "format_check": {"type": "boolean"},
         "token_ttl": {"type": "integer", "minimum": 1},
+        "image_listing": {
+            "type": "object", "additionalProperties": False,
+            "properties": {"limit_default": {"type": "integer", "minimum": 1},
+                           "limit_max": {"type": "integer", "minimum": 1}}},
         "faults": {"type": "array", "items": {"type": "object"}},
         "compute": {
             "type": "object", "additionalProperties": False, "required": ["config_drive"],
@@ -105,6 +111,8 @@ class Personality:
     compute: dict = field(default_factory=lambda: {"config_drive": "requested"}, compare=False)
     network: dict = field(default_factory=lambda: dict(DEFAULT_NETWORK), compare=False)
     quotas: dict = field(default_factory=lambda: dict(QUOTA_DEFAULTS), compare=False)
+    image_listing: dict = field(default_factory=lambda: dict(DEFAULT_IMAGE_LISTING),
+                                compare=False)
     source: str = ""
     data: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -204,7 +212,9 @@ def from_dict(data: dict, source: str = "<data>") -> Personality:
         faults=tuple(data.get("faults", ())),
         compute=dict(data.get("compute") or {"config_drive": "requested"}),
         network=dict(DEFAULT_NETWORK, **(data.get("network") or {})),
-        quotas=dict(QUOTA_DEFAULTS, **(data.get("quotas") or {})), source=source, data=data)
+        quotas=dict(QUOTA_DEFAULTS, **(data.get("quotas") or {})),
+        image_listing=dict(DEFAULT_IMAGE_LISTING, **(data.get("image_listing") or {})),
+        source=source, data=data)
 
 
 def load_file(path: Path) -> Personality:

@@ -129,3 +129,16 @@ def running_cloud(personalities: Sequence[str], data_dir: Path,
         yield cloud
     finally:
         cloud.stop()
+
+
+def personality_file(directory: Path, base: str, **changes: Any) -> str:
+    """A shipped personality with ``changes`` (same name), written to ``directory``.
+
+    For a test that needs one flag different, e.g. small listing pages:
+    ``personality_file(d, "hp-like", image_listing={"limit_default": 2, "limit_max": 3})``.
+    """
+    from localcloud.personality import PERSONALITY_DIR
+    data = yaml.safe_load((PERSONALITY_DIR / f"{base}.yaml").read_text())
+    path = Path(directory) / f"{base}.yaml"
+    path.write_text(yaml.safe_dump({**data, **changes}))
+    return str(path)

@@ -62,7 +62,7 @@ class RetainImages(CloudTask):
             current = json.load(f)["image_id"]
         cloud = self.target_cloud
         keep = int(cloud.profile.retention.keep or self.pipeline_config.keep)
-        deleted = apply_retention(cloud, keep=keep, image_name=self.pipeline_config.image_name,
-                                  current_id=current)
+        result = apply_retention(cloud, keep=keep, image_name=self.pipeline_config.image_name,
+                                 current_id=current)
         with self.output().open("w") as f:
-            json.dump({"keep": keep, "kept": current, "deleted": deleted}, f, indent=2)
+            json.dump({"keep": keep, "kept": current, **result.to_dict()}, f, indent=2)

@@ -30,6 +30,7 @@ class UploadImage(CloudTask):
         return luigi.LocalTarget(str(self.layout.upload_record(self.build_id, self.cloud)))
 
     def run(self):
-        record = upload_image(self.target_cloud, self.input()["image"].path, self.build_info)
+        record = upload_image(self.target_cloud, self.input()["image"].path, self.build_info,
+                              metadata=self.pipeline_config.metadata)
         with self.output().open("w") as f:
             json.dump(record.to_dict(), f, indent=2, sort_keys=True)

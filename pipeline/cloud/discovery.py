@@ -97,6 +97,23 @@ class ImageApi:
     endpoint: str
     import_methods: tuple[str, ...] = ()
     discovered: tuple[str, ...] = ()
+    minor: int | None = None        # the newest vN.minor discovery showed (None: unknown)
+
+
+def newest_minor(discovered_versions: Iterable[Any], major: str) -> int | None:
+    """The highest minor version discovery lists for ``major`` (v2.9 -> 9), if any."""
+    minors = []
+    for entry in discovered_versions:
+        if _major(entry)[0] != major:
+            continue
+        version = entry.get("version") if isinstance(entry, Mapping) else entry
+        if isinstance(version, tuple | list):
+            parts = [str(p) for p in version[1:2]]
+        else:
+            parts = str(version).lstrip("vV").split(".")[1:2]
+        if parts and parts[0].isdigit():
+            minors.append(int(parts[0]))
+    return max(minors) if minors else None
 
 
 def discovered_versions(session: ksa_session.Session, cloud: CloudConfig) -> list[Any]:
@@ -139,7 +156,8 @@ def discover_image_api(session: ksa_session.Session, cloud: CloudConfig,
                 LOG.info("%s: Glance v%s at %s%s", cloud.name, major, url,
                          f" (import methods: {', '.join(methods)})" if methods else "")
                 return ImageApi(version=major, adapter=ad, endpoint=url,
-                                import_methods=methods, discovered=seen)
+                                import_methods=methods, discovered=seen,
+                                minor=newest_minor(found, major))
             if resp.status_code in (401, 403) or resp.status_code >= 500:
                 raise response_error(resp, f"Glance v{major}", where=cloud.name,
                                      step="discovery")

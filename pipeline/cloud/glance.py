@@ -33,6 +33,8 @@ WAITING = frozenset({"queued", "saving", "importing", "uploading"})
 FAILED = frozenset({"killed", "deleted", "pending_delete", "deactivated"})
 V1_META = "x-image-meta-"
 V1_PROP = "x-image-meta-property-"
+PAGE = 200                    # images asked per listing page (the cloud may cap it lower)
+HIDDEN_SINCE = 7              # os_hidden exists from Image API v2.7
 
 
 @dataclass
@@ -117,17 +119,53 @@ class Glance(Api):
         return [i for i in images if i.name == name]
 
     def list_all(self, step: str = "retention") -> list[Image]:
-        """Every image this project can see (following v2's ``next`` links)."""
+        """Every image this project can see, page by page (v2 ``next`` links, v1 markers)."""
         if self.version == "1":
-            body = self.call("GET", "images/detail", params={"limit": 1000}, step=step).json()
-            return [Image.from_v1(i) for i in body.get("images", [])]
-        images, url, params = [], "images", {"limit": 200}
+            return self._list_v1(step)
+        images, url, params = [], "images", {"limit": PAGE}
         while url:
             body = self.call("GET", url, params=params, step=step).json()
             images += [Image.from_v2(i) for i in body.get("images", [])]
             nxt = body.get("next")
             url, params = (nxt.split("/v2/", 1)[-1].lstrip("/") if nxt else None), None
         return images
+
+    def _list_v1(self, step: str) -> list[Image]:
+        """v1 has no ``next`` link: ask again after the last id while pages come back full.
+
+        Glance caps ``limit`` at its ``api_limit_max``, so "full" is the first page's size.
+        """
+        images: list[Image] = []
+        params: dict[str, Any] = {"limit": PAGE}
+        full = None
+        while True:
+            body = self.call("GET", "images/detail", params=params, step=step).json()
+            page = [Image.from_v1(i) for i in body.get("images", [])]
+            images += page
+            full = full or len(page)
+            if not page or len(page) < full:
+                return images
+            params = {"limit": PAGE, "marker": page[-1].id}
+
+    @property
+    def hides(self) -> bool:
+        """Whether images can be hidden from listings (``os_hidden``, Image API v2.7+)."""
+        return self.version == "2" and (self.api.minor or 0) >= HIDDEN_SINCE
+
+    def hide(self, image: Image) -> None:
+        """Keep an image out of default listings, so it stops being chosen by name."""
+        patch = [{"op": "replace", "path": "/os_hidden", "value": True}]
+        self.call("PATCH", f"images/{image.id}", json=patch, headers=JSON_PATCH,
+                  step="retention")
+
+    def protect(self, image: Image) -> None:
+        """Make an image undeletable (``protected``), once it is good."""
+        if self.version == "1":
+            self.call("PUT", f"images/{image.id}", headers={
+                f"{V1_META}protected": "True", "x-glance-registry-purge-props": "false"})
+            return
+        patch = [{"op": "replace", "path": "/protected", "value": True}]
+        self.call("PATCH", f"images/{image.id}", json=patch, headers=JSON_PATCH)
 
     def get(self, image_id: str) -> Image:
         if self.version == "1":
@@ -142,14 +180,20 @@ class Glance(Api):
 
     def create_v1(self, fields: Mapping[str, Any], properties: Mapping[str, str],
                   body: Any) -> Image:
-        """Glance v1: one POST with ``x-image-meta-*`` headers and the data."""
-        headers = {f"{V1_META}{k}": str(v) for k, v in fields.items() if v is not None}
+        """Glance v1: one POST with ``x-image-meta-*`` headers and the data.
+
+        Header names use dashes (Glance reads ``-`` as ``_``; proxies such as nginx
+        drop header names with underscores).
+        """
+        headers = {f"{V1_META}{k.replace('_', '-')}": str(v) for k, v in fields.items()
+                   if v is not None}
         headers.update({f"{V1_PROP}{k}": str(v) for k, v in properties.items()})
         resp = self._send_data("POST", "images", body, headers=headers)
         return Image.from_v1(resp.json()["image"])
 
     def create_v2(self, fields: Mapping[str, Any], properties: Mapping[str, str]) -> Image:
-        """Glance v2: the image record, still ``queued``; extra properties are strings."""
+        """Glance v2: the image record, still ``queued``; ``fields`` keep their JSON types
+        (``min_disk`` integer, ``tags`` array), extra properties are strings."""
         body = {k: v for k, v in fields.items() if v is not None}
         body.update({k: str(v) for k, v in properties.items()})
         return Image.from_v2(self.call("POST", "images", json=body).json())

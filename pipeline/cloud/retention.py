@@ -7,20 +7,56 @@ in the project is ever touched.  A test boot's outcome is written on the image
 one), so an image that failed its test boot never takes one of the N places
 of a good fallback, and goes once a newer image has passed.  Images without
 the property (older releases, or a run still verifying) count as good.
+
+A real store may refuse a delete: a protected image answers 403, and on Ceph
+an image whose clones back servers answers 409 (glance_store's rbd driver
+raises InUseByStore; docs/vendor-behaviour.md).  Such an image is skipped with
+a note, hidden (``os_hidden``) where the Image API has it so it stops being
+chosen by name, and the others are still deleted.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from pipeline.cloud.connection import Connection
 from pipeline.cloud.glance import Glance, Image
 from pipeline.cloud.marks import VERIFIED, made_by_imagefleet
+from pipeline.core import errors
 from pipeline.core.errors import PipelineError
 from pipeline.settings.clouds import Cloud
 
 LOG = logging.getLogger(__name__)
+
+# Why a store refuses a delete, by the status Glance answers.
+UNDELETABLE = {errors.Forbidden: "protected", errors.Conflict: "in use by the store"}
+
+
+@dataclass
+class Skipped:
+    """An image retention chose but the cloud would not delete."""
+
+    id: str
+    name: str | None
+    reason: str               # "protected" or "in use by the store"
+    detail: str               # what Glance said
+    hidden: bool = False      # os_hidden set, so it is no longer chosen by name
+
+
+@dataclass
+class RetentionResult:
+    """What one cloud's retention did: JSON-ready for the retention record."""
+
+    deleted: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"deleted": self.deleted, "skipped": [asdict(s) for s in self.skipped]}
+
+
 def failed_verify(image: Image) -> bool:
     return image.properties.get(VERIFIED) == "false"
 
@@ -54,9 +90,24 @@ def record_failed_verify(conn: Connection, image_id: str) -> None:
                     conn.where, image_id, e)
 
 
+def _skip(glance: Glance, image: Image, error: errors.HttpError) -> Skipped:
+    """Note an image the store would not delete; hide it where the API allows."""
+    reason = next(r for cls, r in UNDELETABLE.items() if isinstance(error, cls))
+    skipped = Skipped(id=image.id, name=image.name, reason=reason, detail=error.cause)
+    if glance.hides:
+        try:
+            glance.hide(image)
+            skipped.hidden = True
+        except PipelineError as e:
+            LOG.warning("%s: could not hide image %s: %s", glance.where, image.id, e)
+    LOG.warning("%s: retention skipped image %s (%s)%s", glance.where, image.id, reason,
+                "; hidden" if skipped.hidden else "")
+    return skipped
+
+
 def apply_retention(cloud: Cloud, *, keep: int, image_name: str, current_id: str | None,
-                    connection: Connection | None = None) -> list[str]:
-    """Delete our older images in ``cloud``; returns the ids deleted."""
+                    connection: Connection | None = None) -> RetentionResult:
+    """Delete our older images in ``cloud``; those the store refuses are skipped."""
     glance = (connection or Connection(cloud)).glance
     images = glance.list_all()
     current = next((i for i in images if i.id == current_id), None)
@@ -64,6 +115,13 @@ def apply_retention(cloud: Cloud, *, keep: int, image_name: str, current_id: str
         mark_verified(glance, current, ok=True)
     doomed = images_to_delete(images, keep=keep, image_name=image_name,
                               current_id=current_id)
-    deleted = [i.id for i in doomed if glance.delete(i.id)]
-    LOG.info("%s: retention kept %d, deleted %d of our images", cloud.name, keep, len(deleted))
-    return deleted
+    result = RetentionResult()
+    for image in doomed:
+        try:
+            if glance.delete(image.id):
+                result.deleted.append(image.id)
+        except tuple(UNDELETABLE) as e:
+            result.skipped.append(_skip(glance, image, e))
+    LOG.info("%s: retention kept %d, deleted %d, skipped %d of our images", cloud.name, keep,
+             len(result.deleted), len(result.skipped))
+    return result

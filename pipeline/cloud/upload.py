@@ -32,6 +32,7 @@ from pipeline.core.progress import FileBody, Progress, ProgressFactory, make_pro
 from pipeline.core.waiting import iterate_timeout
 from pipeline.image.convert import check_converted
 from pipeline.settings.clouds import Cloud
+from pipeline.settings.profile import MetadataSection
 
 LOG = logging.getLogger(__name__)
 
@@ -58,6 +59,19 @@ class UploadRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def metadata_fields(metadata: MetadataSection, api_version: str) -> dict[str, Any]:
+    """The typed metadata as the create call carries it: v2 JSON types, v1 header strings.
+
+    ``protected`` is not among them: it is set once the image is verified, so a failed
+    attempt can still delete what it made.  v1 has no tags.
+    """
+    sizes = {k: v for k, v in (("min_disk", metadata.min_disk),
+                               ("min_ram", metadata.min_ram)) if v is not None}
+    if api_version == "1":
+        return {k: str(v) for k, v in sizes.items()}
+    return {**sizes, **({"tags": list(metadata.tags)} if metadata.tags else {})}
 
 
 def reusable(image: Image, build: BuildInfo, disk_format: str, digests: Digests) -> bool:
@@ -100,7 +114,8 @@ class _Upload:
     props: dict[str, str]
 
     def __init__(self, cloud: Cloud, path: Path, build: BuildInfo,
-                 conn: Connection, progress: ProgressFactory, poll_interval: float):
+                 conn: Connection, progress: ProgressFactory, poll_interval: float,
+                 metadata: MetadataSection | None = None):
         self.cloud = cloud
         self.where = cloud.name
         self.path = path
@@ -111,6 +126,7 @@ class _Upload:
         self.disk_format = cloud.disk_format
         self.name = build.cloud_image_name
         self.image = image = cloud.profile.image
+        self.metadata = image.image_metadata(metadata)
         self.timeout = float(image.active_timeout)
         self.staging = SwiftStaging(conn, container=image.staging_container,
                                     delete_after=image.staging_delete_after)
@@ -121,25 +137,29 @@ class _Upload:
         return {"name": self.name, "disk_format": self.disk_format,
                 "container_format": self.image.container_format}
 
+    def _v2_fields(self) -> dict[str, Any]:
+        """What every v2 mechanism (tasks too) creates the image with."""
+        return {**self._fields(), "visibility": self.image.visibility,
+                **metadata_fields(self.metadata, "2")}
+
     def put_v1(self, attempt: _Attempt, progress: Progress) -> str:
         fields = {**self._fields(), "size": self.digests.size, "checksum": self.digests.md5,
-                  "is_public": str(self.image.visibility == "public")}
+                  "is_public": str(self.image.visibility == "public"),
+                  **metadata_fields(self.metadata, "1")}
         with FileBody(self.path, progress) as body:
             image = self.glance.create_v1(fields, self.props, body)
         attempt.images.append(image.id)
         return image.id
 
     def put_v2(self, attempt: _Attempt, progress: Progress) -> str:
-        image = self.glance.create_v2({**self._fields(), "visibility": self.image.visibility},
-                                      self.props)
+        image = self.glance.create_v2(self._v2_fields(), self.props)
         attempt.images.append(image.id)
         with FileBody(self.path, progress) as body:
             self.glance.put_file(image.id, body)
         return image.id
 
     def glance_direct(self, attempt: _Attempt, progress: Progress) -> str:
-        image = self.glance.create_v2({**self._fields(), "visibility": self.image.visibility},
-                                      self.props)
+        image = self.glance.create_v2(self._v2_fields(), self.props)
         attempt.images.append(image.id)
         with FileBody(self.path, progress) as body:
             self.glance.stage(image.id, body)
@@ -157,7 +177,7 @@ class _Upload:
                   if self.image.task_import_from == "temp-url"
                   else staged.import_from)
         attempt.task_id = self.glance.create_import_task(
-            source, self.disk_format, {**self._fields(), **self.props})
+            source, self.disk_format, {**self._v2_fields(), **self.props})
         image_id = self.glance.wait_task(attempt.task_id, self.timeout, self.poll)
         attempt.images.append(image_id)
         return image_id
@@ -165,8 +185,7 @@ class _Upload:
     def web_download(self, attempt: _Attempt, progress: Progress) -> str:
         staged = self._stage(attempt, progress)
         url = self.staging.temp_url(staged, TEMP_URL_SECONDS)
-        image = self.glance.create_v2({**self._fields(), "visibility": self.image.visibility},
-                                      self.props)
+        image = self.glance.create_v2(self._v2_fields(), self.props)
         attempt.images.append(image.id)
         self.glance.import_image(image.id, "web-download", uri=url)
         return image.id
@@ -183,7 +202,8 @@ class _Upload:
             self.glance = self.conn.glance
             mechanism = self._mechanism(self.conn.image_api)
             self.props = image_properties(self.build, self.disk_format, self.digests,
-                                          self.image.properties)
+                                          {**self.image.string_properties,
+                                           **self.metadata.properties})
             existing = self._existing()
             if existing is not None:
                 LOG.info("%s: %s already active as %s (same sha256); nothing to upload",
@@ -252,6 +272,8 @@ class _Upload:
             raise errors.UploadError(f"image {image.id} arrived as {image.disk_format}, "
                                      f"not {self.disk_format}", where=self.where)
         self.glance.set_properties(image, self.props)
+        if self.metadata.protected:
+            self.glance.protect(image)
         if attempt.staged is not None:
             staged, attempt.staged = attempt.staged, None
             try:
@@ -319,11 +341,13 @@ def upload_image(cloud: Cloud, image_path: str | os.PathLike, build: BuildInfo, 
                  connection: Connection | None = None,
                  progress: ProgressFactory = make_progress, poll_interval: float = 2.0,
                  max_attempts: int = 4, retry_wait: float = 2.0,
-                 retry_timeout: float = 12 * 3600) -> UploadRecord:
+                 retry_timeout: float = 12 * 3600,
+                 metadata: MetadataSection | None = None) -> UploadRecord:
     """Make ``image_path`` an active, verified Glance image in ``cloud``; idempotent.
 
     ``connection`` is the cloud's one ``Connection`` (made from its
-    clouds.yaml entry if not given).  Raises a ``PipelineError`` naming the
+    clouds.yaml entry if not given); ``metadata`` is pipeline.yaml's
+    ``image.metadata``, under the vendor profile's.  Raises a ``PipelineError`` naming the
     cloud; nothing of the failed upload is left behind.
     """
     path = Path(image_path)
@@ -331,5 +355,5 @@ def upload_image(cloud: Cloud, image_path: str | os.PathLike, build: BuildInfo, 
         raise errors.UploadError(f"{path}: no such image file", where=cloud.name)
     check_converted(path, cloud.disk_format, where=cloud.name, step="check before upload")
     upload = _Upload(cloud, path, build, connection or Connection(cloud), progress,
-                     poll_interval)
+                     poll_interval, metadata)
     return upload.run(max_attempts, retry_wait, retry_timeout)

@@ -17,7 +17,7 @@ import jsonschema
 import yaml
 
 from pipeline.core.errors import ConfigError
-from pipeline.settings.profile import Profile
+from pipeline.settings.profile import MetadataSection, Profile
 from qemuhost import accel, console
 
 DEFAULT_CONFIG = Path("config/pipeline.yaml")
@@ -42,6 +42,7 @@ class PipelineConfig:
     verify_check: str = "build-id"      # or "ssh-banner"
     accel: str = "auto"                 # after $IMAGEFLEET_ACCEL: auto, kvm or tcg
     accel_stall_timeout: float = console.STALL_SECONDS
+    metadata: MetadataSection = field(default_factory=MetadataSection)   # image.metadata
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
@@ -147,6 +148,7 @@ def load_pipeline(path: str | os.PathLike | None = None) -> PipelineConfig:
         verify_check=check,
         accel=_accel(data, path),
         accel_stall_timeout=float(data.get("accel_stall_timeout", console.STALL_SECONDS)),
+        metadata=MetadataSection.from_dict(image.get("metadata")),
         raw=data,
     )
 

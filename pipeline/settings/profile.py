@@ -13,6 +13,51 @@ from typing import Any
 DEFAULT_UPLOAD = ("put",)     # the mechanisms a cloud is assumed to allow
 
 
+TYPED = ("min_disk", "min_ram", "protected", "tags")     # Glance attributes with JSON types
+
+
+def _text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _flag(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).lower() in ("true", "1", "yes", "on")
+
+
+@dataclass(frozen=True)
+class MetadataSection:
+    """``image.metadata``: what users filter and schedule on, kept with Glance's types.
+
+    ``None`` (and no tags, no properties) sends nothing: today's images are unchanged.
+    ``properties`` are the string ones (``os_distro``, ``os_version``, ``hw_*``).
+    """
+
+    min_disk: int | None = None
+    min_ram: int | None = None
+    protected: bool | None = None
+    tags: tuple[str, ...] = ()
+    properties: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> MetadataSection:
+        data = dict(data or {})
+        return cls(
+            min_disk=int(data["min_disk"]) if "min_disk" in data else None,
+            min_ram=int(data["min_ram"]) if "min_ram" in data else None,
+            protected=_flag(data["protected"]) if "protected" in data else None,
+            tags=tuple(data.get("tags") or ()),
+            properties={k: _text(v) for k, v in data.items() if k not in TYPED})
+
+    def over(self, base: MetadataSection) -> MetadataSection:
+        """This section's keys over ``base``'s (a vendor profile over pipeline.yaml)."""
+        def pick(mine, theirs):
+            return theirs if mine is None else mine
+        return MetadataSection(
+            min_disk=pick(self.min_disk, base.min_disk), min_ram=pick(self.min_ram, base.min_ram),
+            protected=pick(self.protected, base.protected), tags=self.tags or base.tags,
+            properties={**base.properties, **self.properties})
+
+
 @dataclass(frozen=True)
 class ImageSection:
     """``image:``: what Glance takes and how the upload goes."""
@@ -27,6 +72,22 @@ class ImageSection:
     visibility: str = "private"
     properties: dict[str, Any] = field(default_factory=dict)
     task_import_from: str = "object-path"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def image_metadata(self, base: MetadataSection | None = None) -> MetadataSection:
+        """This vendor's metadata over pipeline.yaml's ``base``.
+
+        A typed key written under ``properties`` (``min_disk: 2``) counts as metadata:
+        sent as a string it would get Glance v2's 400.
+        """
+        typed = {k: v for k, v in self.properties.items() if k in TYPED}
+        mine = MetadataSection.from_dict({**typed, **self.metadata})
+        return mine.over(base or MetadataSection())
+
+    @property
+    def string_properties(self) -> dict[str, Any]:
+        """``properties`` without the typed keys ``image_metadata`` takes."""
+        return {k: v for k, v in self.properties.items() if k not in TYPED}
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import pytest
 from pipeline.cloud import staging
 from pipeline.cloud.connection import Connection
 from pipeline.cloud.discovery import discover_image_api
+from pipeline.cloud.glance import JSON_PATCH
 from pipeline.cloud.marks import BuildInfo
 from pipeline.cloud.session import make_session
 from pipeline.cloud.upload import upload_image
@@ -29,6 +30,7 @@ from pipeline.core.formats import QEMU_FORMAT, choose_disk_format
 from pipeline.core.progress import Progress
 from pipeline.settings.clouds import Cloud, load_clouds
 from pipeline.settings.config import Profile, load_profiles
+from pipeline.settings.profile import MetadataSection
 from tests.conftest import REPO
 from tests.pipeline_run import local_cloud
 
@@ -165,6 +167,52 @@ def test_glance_direct_when_the_profile_asks(lc, profiles, images, cleanup):
     image = glance(cloud).get(record.image_id)
     assert image.status == "active" and image.checksum == record.checksum
     assert_only(lc, "vexxhost-like", [record.image_id])
+
+
+@pytest.mark.parametrize("name, upload_by", [
+    ("hp-like", None), ("dreamhost-like", None), ("rackspace-like", None),
+    ("vexxhost-like", ["glance-direct"])])
+def test_typed_metadata_and_visibility_on_every_mechanism(lc, profiles, images, name,
+                                                          upload_by):
+    """pipeline.yaml's image.metadata under the profile's, with Glance's types on v2."""
+    changes = {"visibility": "public", "properties": {"min_disk": 2},   # typed, under properties
+               "metadata": {"min_ram": 1024, "hw_disk_bus": "virtio"}}
+    cloud = make_cloud(lc, profiles, name,
+                       profile_changes={**changes, **({"upload": upload_by} if upload_by else {})})
+    metadata = MetadataSection.from_dict({
+        "min_ram": 512, "protected": True, "tags": ["debian", "lts"], "os_distro": "debian",
+        "os_version": 12, "hw_disk_bus": "scsi", "hw_qemu_guest_agent": True})
+    record = upload_image(cloud, images[cloud.disk_format], new_build(), metadata=metadata,
+                          **FAST)
+    g = glance(cloud)
+    try:
+        if g.version == "1":
+            shown = {k.lower(): v for k, v in
+                     g.call("HEAD", f"images/{record.image_id}").headers.items()}
+            assert shown["x-image-meta-min-disk"] == "2"
+            assert shown["x-image-meta-min-ram"] == "1024"
+            assert shown["x-image-meta-protected"] == "True"
+            assert shown["x-image-meta-is-public"] == "True"
+            props = {k[len("x-image-meta-property-"):]: v for k, v in shown.items()
+                     if k.startswith("x-image-meta-property-")}
+        else:
+            props = g.call("GET", f"images/{record.image_id}").json()
+            assert (props["min_disk"], props["min_ram"]) == (2, 1024)        # integers
+            assert props["protected"] is True and props["visibility"] == "public"
+            assert props["tags"] == ["debian", "lts"]
+        assert props["os_distro"] == "debian" and props["os_version"] == "12"
+        assert props["hw_disk_bus"] == "virtio" and props["hw_qemu_guest_agent"] == "true"
+        with pytest.raises(errors.Forbidden):                        # protected: 403
+            g.delete(record.image_id)
+    finally:
+        if g.version == "1":
+            g.call("PUT", f"images/{record.image_id}", headers={
+                "x-image-meta-protected": "False", "x-glance-registry-purge-props": "false"})
+        else:
+            g.call("PATCH", f"images/{record.image_id}", headers=JSON_PATCH,
+                   json=[{"op": "replace", "path": "/protected", "value": False}])
+        g.delete(record.image_id)
+    assert_only(lc, name, [])
 
 
 def test_large_file_goes_as_static_large_object(lc, profiles, images, cleanup, monkeypatch,

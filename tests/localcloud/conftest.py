@@ -153,3 +153,17 @@ def tiny(lcc, csessions) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def sessions(lc) -> dict[str, session.Session]:
     return {name: make_session(lc, name) for name in ALL}
+
+
+SMALL_PAGES = {"limit_default": 2, "limit_max": 3}
+PAGED = ["vexxhost-like", "dreamhost-like", "hp-like"]     # Glance v2.9, v2.5, v1
+
+
+@pytest.fixture(scope="module")
+def paged(tmp_path_factory) -> Iterator[RunningCloud]:
+    """Clouds whose image listings page at 2 (default) and 3 (maximum) images."""
+    from localcloud.testing import personality_file
+    d = tmp_path_factory.mktemp("paged")
+    files = [personality_file(d, name, image_listing=SMALL_PAGES) for name in PAGED]
+    with running_cloud(files, d / "data") as cloud:
+        yield cloud

@@ -99,3 +99,44 @@ def test_both_versions_see_the_same_images_on_a_v1_and_v2_cloud(lc, sessions):
     shown = v2.get(f"/images/{image['id']}").json()
     assert shown["status"] == "active" and shown["checksum"] == image["checksum"]
     v2.delete(f"/images/{image['id']}")
+
+
+# --- listing pages, typed headers, deletes a real store refuses ---------------------
+
+@pytest.fixture
+def paged_v1(paged):
+    from tests.localcloud.conftest import make_session
+    adapter = image_adapter(make_session(paged, "hp-like"), paged, "hp-like", 1)
+    yield adapter
+    while images := adapter.get("/images").json()["images"]:
+        for image in images:
+            adapter.put(f"/images/{image['id']}", headers={"x-image-meta-protected": "False"})
+            adapter.delete(f"/images/{image['id']}")
+
+
+def test_detail_pages_by_marker_at_the_cloud_limits(paged_v1):
+    glance = paged_v1
+    made = {glance.post("/images", headers=_meta(f"p{n}")).json()["image"]["id"]
+            for n in range(5)}
+    assert len(glance.get("/images/detail").json()["images"]) == 2     # limit_param_default
+    seen, params = [], {"limit": 100}
+    while page := glance.get("/images/detail", params=params).json()["images"]:
+        assert len(page) <= 3                                          # api_limit_max
+        seen += [i["id"] for i in page]
+        params = {"limit": 100, "marker": page[-1]["id"]}
+    assert sorted(seen) == sorted(made)
+
+
+def test_typed_headers_and_deletes_the_store_refuses(paged, paged_v1):
+    glance = paged_v1
+    created = glance.post("/images", headers=_meta(min_disk=2, min_ram=512, protected="True",
+                                                   properties={"hw_disk_bus": "virtio"}))
+    image = created.json()["image"]
+    assert (image["min_disk"], image["min_ram"], image["protected"]) == (2, 512, True)
+    assert image["properties"] == {"hw_disk_bus": "virtio"}
+    assert glance.delete(f"/images/{image['id']}", raise_exc=False).status_code == 403
+    busy = glance.post("/images", headers=_meta("busy")).json()["image"]
+    paged.add_fault("hp-like", kind="in_use", method="DELETE", path=busy["id"], times=None)
+    assert glance.delete(f"/images/{busy['id']}", raise_exc=False).status_code == 409
+    paged.clear_faults()
+    assert glance.delete(f"/images/{busy['id']}").status_code == 200

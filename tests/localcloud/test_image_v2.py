@@ -161,3 +161,80 @@ def test_schema_lists_the_cloud_formats(lc, sessions):
     schema = rackspace.get("/schemas/image").json()
     assert schema["properties"]["disk_format"]["enum"] == [None, "vhd"]
     assert schema["properties"]["container_format"]["enum"] == [None, "ovf"]
+
+
+# --- listing pages, typed attributes, deletes a real store refuses ------------------
+
+@pytest.fixture
+def paged_v2(paged):
+    from tests.localcloud.conftest import make_session
+    adapters = {name: image_adapter(make_session(paged, name), paged, name, 2)
+                for name in ("vexxhost-like", "dreamhost-like")}
+    yield adapters
+    for adapter in adapters.values():
+        for hidden in ("false", "true"):
+            while images := adapter.get(f"/images?os_hidden={hidden}").json()["images"]:
+                for image in images:
+                    adapter.patch(f"/images/{image['id']}", headers=PATCH, json=[
+                        {"op": "replace", "path": "/protected", "value": False}])
+                    adapter.delete(f"/images/{image['id']}")
+
+
+def test_listing_pages_at_the_cloud_limits_and_next_reaches_every_image(paged_v2):
+    glance = paged_v2["vexxhost-like"]
+    made = {_create(glance, name=f"page{n}")["id"] for n in range(5)}
+    first = glance.get("/images").json()
+    assert len(first["images"]) == 2 and "next" in first              # limit_param_default
+    assert len(glance.get("/images?limit=100").json()["images"]) == 3  # api_limit_max
+    seen, url = [], "/images?limit=100"
+    while url:
+        body = glance.get(url).json()
+        seen += [i["id"] for i in body["images"]]
+        url = body.get("next", "").removeprefix("/v2")     # next is relative to the root
+    assert sorted(seen) == sorted(made)
+
+
+@pytest.mark.parametrize("key, value, json_type", [
+    ("min_disk", "2", "integer"), ("min_ram", "512", "integer"), ("protected", "true", "boolean"),
+    ("tags", "a,b", "array"), ("os_distro", 12, "string")])
+def test_schema_types_are_enforced_as_glance_does(glance, key, value, json_type):
+    resp = glance.post("/images", json={"name": "typed", key: value}, raise_exc=False)
+    assert resp.status_code == 400
+    assert f"is not of type '{json_type}'" in resp.json()["message"]
+    assert f"schema['properties']['{key}']" in resp.json()["message"]
+
+
+def test_typed_attributes_are_kept_with_their_types(glance):
+    image = _create(glance, min_disk=2, min_ram=512, tags=["debian", "lts"], os_distro="debian",
+                    hw_disk_bus="virtio")
+    shown = glance.get(f"/images/{image['id']}").json()
+    assert (shown["min_disk"], shown["min_ram"]) == (2, 512)
+    assert shown["tags"] == ["debian", "lts"] and shown["hw_disk_bus"] == "virtio"
+
+
+def test_protected_is_403_and_in_use_by_the_store_is_409(paged, paged_v2):
+    glance = paged_v2["vexxhost-like"]
+    protected = _create(glance, protected=True)
+    resp = glance.delete(f"/images/{protected['id']}", raise_exc=False)
+    assert resp.status_code == 403 and resp.json()["title"] == "Forbidden"
+    busy = _create(glance)
+    paged.add_fault("vexxhost-like", kind="in_use", method="DELETE", path=busy["id"],
+                    times=None)
+    resp = glance.delete(f"/images/{busy['id']}", raise_exc=False)
+    assert resp.status_code == 409 and "in use" in resp.json()["message"]
+    assert glance.get(f"/images/{busy['id']}").status_code == 200
+    paged.clear_faults()
+    assert glance.delete(f"/images/{busy['id']}").status_code == 204
+
+
+def test_os_hidden_exists_from_v2_7(paged_v2):
+    new, old = paged_v2["vexxhost-like"], paged_v2["dreamhost-like"]      # v2.9, v2.5
+    hide = [{"op": "add", "path": "/os_hidden", "value": True}]
+    image = _create(old)
+    resp = old.patch(f"/images/{image['id']}", headers=PATCH, json=hide, raise_exc=False)
+    assert resp.status_code == 400 and "is not of type 'string'" in resp.json()["message"]
+    image = _create(new)
+    assert new.patch(f"/images/{image['id']}", headers=PATCH, json=hide).json()["os_hidden"]
+    assert image["id"] not in [i["id"] for i in new.get("/images?limit=3").json()["images"]]
+    hidden = new.get("/images?os_hidden=true").json()["images"]
+    assert [i["id"] for i in hidden] == [image["id"]]

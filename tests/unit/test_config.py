@@ -10,6 +10,7 @@ import yaml
 from pipeline.core.errors import ConfigError
 from pipeline.settings.clouds import load_clouds, redact, select_clouds
 from pipeline.settings.config import load_pipeline, load_profile, load_profiles
+from pipeline.settings.profile import ImageSection, MetadataSection
 from tests.conftest import REPO, cloud_entry, write_clouds_yaml
 
 VENDOR_FILES = sorted((REPO / "config" / "vendors").glob("*.yaml"))
@@ -228,3 +229,33 @@ def test_config_drive_is_the_profiles_to_turn_off():
     assert Profile(name="x", path="x.yaml", data=data).compute.config_drive is False
     shipped = load_profiles(REPO / "config" / "vendors")
     assert all(p.compute.config_drive for p in shipped.values())   # today's behaviour
+
+
+def _with_metadata(config_tree, metadata):
+    path = config_tree / "pipeline.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["image"]["metadata"] = metadata
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_image_metadata_keeps_types_and_the_profile_overrides_it(config_tree):
+    assert load_pipeline(config_tree / "pipeline.yaml").metadata == MetadataSection()  # today's
+    path = _with_metadata(config_tree, {"min_disk": 2, "protected": True, "tags": ["lts"],
+                                        "os_distro": "debian", "hw_qemu_guest_agent": True})
+    base = load_pipeline(path).metadata
+    assert (base.min_disk, base.protected, base.tags) == (2, True, ("lts",))
+    assert base.properties == {"os_distro": "debian", "hw_qemu_guest_agent": "true"}
+    vendor = ImageSection(disk_formats=["qcow2"], properties={"min_ram": "512", "x": "y"},
+                          metadata={"min_disk": 4, "os_distro": "ubuntu"})
+    merged = vendor.image_metadata(base)
+    assert (merged.min_disk, merged.min_ram, merged.protected) == (4, 512, True)
+    assert merged.properties["os_distro"] == "ubuntu" and vendor.string_properties == {"x": "y"}
+
+
+@pytest.mark.parametrize("metadata, key", [
+    ({"min_disk": "2"}, "image.metadata.min_disk"), ({"protected": "yes"}, "image.metadata.protected"),
+    ({"tags": "lts"}, "image.metadata.tags"), ({"colour": "blue"}, "image.metadata.colour")])
+def test_image_metadata_schema(config_tree, metadata, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_pipeline(_with_metadata(config_tree, metadata))

@@ -10,6 +10,7 @@ from pipeline.cloud.discovery import (
     choose_image_api,
     discover_image_api,
     guess_versioned_url,
+    newest_minor,
     version_from_url,
 )
 from pipeline.cloud.session import make_session
@@ -138,3 +139,14 @@ def test_discover_image_api_nothing_usable():
         cloud = CloudConfig("fake", "clouds.yaml", v3_entry(fake.url))
         with pytest.raises(EndpointNotFound, match="no usable image API .v2: 404"):
             discover_image_api(make_session(cloud), cloud, None)
+
+
+@pytest.mark.parametrize("found, major, expected", [
+    ([{"version": (2, 9), "status": "CURRENT"}, {"version": (2, 5)}, {"version": (1, 1)}],
+     "2", 9),                                                    # vexxhost-like: os_hidden
+    (["v2.5", "v2.0", "v1.1"], "2", 5),                          # dreamhost-like: no os_hidden
+    (["v1.1", "v1.0"], "1", 1),                                  # hp-like
+    ([], "2", None),                                             # nothing discovered
+])
+def test_newest_minor(found, major, expected):
+    assert newest_minor(found, major) == expected

@@ -89,3 +89,15 @@ def test_shipped_profiles_have_a_mechanism(name):
 ])
 def test_upload_priority_longest_first(upload_list, priority):
     assert upload_priority(upload_list) == priority
+
+
+@pytest.mark.parametrize("api, expected", [
+    ("2", {"min_disk": 2, "min_ram": 512, "tags": ["lts"]}),      # dreamhost-/vexxhost-like
+    ("1", {"min_disk": "2", "min_ram": "512"}),                     # hp-like: headers, no tags
+])
+def test_metadata_fields_by_api(api, expected):
+    from pipeline.cloud.upload import metadata_fields
+    from pipeline.settings.profile import MetadataSection
+    meta = MetadataSection(min_disk=2, min_ram=512, protected=True, tags=("lts",))
+    assert metadata_fields(meta, api) == expected
+    assert metadata_fields(MetadataSection(), api) == {}           # today's defaults: nothing
