@@ -18,8 +18,9 @@ import uuid
 
 from aiohttp import web
 
-from localcloud import configdrive, netmodel, quotas
+from localcloud import compute_novanet, configdrive, netmodel, quotas
 from localcloud.cloud import Cloud
+from localcloud.compute_base import flavor, link
 from localcloud.guests import BootError, BootSpec, Guest
 from localcloud.http import HTTPFault, iso, json_response, read_json, take_fault
 
@@ -29,7 +30,6 @@ POWER = {"ACTIVE": 1, "SHUTOFF": 4, "ERROR": 0, "BUILD": 0}
 
 # --- views ----------------------------------------------------------------------------
 def server_view(request: web.Request, doc: dict, detail: bool = True) -> dict:
-    from localcloud.compute import link
     cloud: Cloud = request.app["cloud"]
     view = {"id": doc["id"], "name": doc["name"], "links": link(request, f"servers/{doc['id']}")}
     if not detail:
@@ -96,11 +96,11 @@ async def server_ips(request: web.Request) -> web.Response:
 
 
 async def server_groups(request: web.Request) -> web.Response:
-    from localcloud.compute_novanet import group_view
     cloud = request.app["cloud"]
     doc = get_server(cloud, request.match_info["server_id"])
-    return json_response({"security_groups": [group_view(cloud, g)
-                                              for g in security_groups_of(cloud, doc["id"])]})
+    groups = security_groups_of(cloud, doc["id"])
+    return json_response({"security_groups": [compute_novanet.group_view(cloud, g)
+                                              for g in groups]})
 
 
 # --- create -----------------------------------------------------------------------------
@@ -188,7 +188,6 @@ def _user_data(value: object) -> str | None:
 
 
 async def server_create(request: web.Request) -> web.Response:
-    from localcloud.compute import flavor
     cloud: Cloud = request.app["cloud"]
     body = (await read_json(request) or {}).get("server")
     if not isinstance(body, dict) or not isinstance(body.get("name"), str):
@@ -342,7 +341,6 @@ async def _delete(cloud: Cloud, server_id: str) -> None:
 
 
 async def server_action(request: web.Request) -> web.Response:
-    from localcloud import compute_novanet
     cloud: Cloud = request.app["cloud"]
     doc = get_server(cloud, request.match_info["server_id"])
     body = await read_json(request)
