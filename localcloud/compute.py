@@ -4,7 +4,8 @@ The API is v2.1 without later microversions (the shape of the clouds in the
 talks). Servers live in ``compute_servers``; the nova-network proxies
 (os-floating-ips, os-floating-ip-pools, os-security-groups) in
 ``compute_novanet``, routed only where the personality's ``network.api`` is
-``nova-network``. Errors are Nova's: ``{"itemNotFound": {"message", "code"}}``.
+``nova-network``; the paths, links and flavors they share in ``compute_base``.
+Errors are Nova's: ``{"itemNotFound": {"message", "code"}}``.
 """
 
 from __future__ import annotations

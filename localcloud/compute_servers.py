@@ -212,8 +212,8 @@ async def server_create(request: web.Request) -> web.Response:
     doc = {"id": str(uuid.uuid4()), "name": body["name"], "status": "BUILD",
            "vm_state": "building", "task_state": "scheduling", "image_id": image["id"],
            "flavor_id": f["id"], "key_name": key_name, "metadata": body.get("metadata") or {},
-           "config_drive": config_drive or cloud.personality.compute["config_drive"] ==
-           "always", "tenant_id": cloud.credentials["project_id"],
+           "config_drive": config_drive or cloud.personality.compute["config_drive"],
+           "tenant_id": cloud.credentials["project_id"],
            "user_id": cloud.credentials["user_id"], "hostId": uuid.uuid4().hex[:24] * 2,
            "fault": None, "_created": now, "_updated": now, "_launched": None,
            "_vcpus": f["vcpus"], "_ram": f["ram"], "_user_data": user_data, "_silent": False}
@@ -263,7 +263,7 @@ def boot_spec(cloud: Cloud, doc: dict, ports: list[dict]) -> BootSpec:
             pair = netmodel.get(cloud, "keypair", doc["key_name"])
             keys = {pair["name"]: pair["public_key"]} if pair else {}
         user_data = base64.b64decode(doc["_user_data"]) if doc["_user_data"] else None
-        static = cloud.personality.compute["config_drive"] == "always"
+        static = cloud.personality.compute["config_drive"]
         drive = configdrive.build(directory / "disk.config", doc, keys,
                                   nic["mac_address"] if nic else "52:54:00:12:34:56",
                                   nic["id"] if nic else "", nic["network_id"] if nic else "",

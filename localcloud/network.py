@@ -2,9 +2,10 @@
 
 Which networks exist from the start and whether floating IPs do is the
 personality's ``network`` shape (external network with ``router:external``, a
-provider network whose ports route externally, a tenant network). Security
-groups and rules are in ``network_security``. Errors are Neutron's
-``{"NeutronError": {"type", "message", "detail"}}``.
+provider network whose ports route externally, a tenant network). Floating IPs
+are in ``network_floating``, security groups and rules in ``network_security``,
+what the three share (``find``, ``body_of``, the views and errors) in
+``network_base``. Errors are Neutron's ``{"NeutronError": {"type", "message", "detail"}}``.
 """
 
 from __future__ import annotations
