@@ -12,17 +12,15 @@ import secrets
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from aiohttp import web
 
 from localcloud.faults import FaultRegistry
+from localcloud.forwarding import Forwarder
+from localcloud.guests import Hypervisor
 from localcloud.personality import Personality
 from localcloud.store import Store
-
-if TYPE_CHECKING:
-    from aiohttp import web
-
-    from localcloud.forwarding import Forwarder
-    from localcloud.guests import Hypervisor
 
 HOST = "127.0.0.1"
 DOMAIN = {"id": "default", "name": "Default"}

@@ -4,7 +4,8 @@ The API is v2.1 without later microversions (the shape of the clouds in the
 talks). Servers live in ``compute_servers``; the nova-network proxies
 (os-floating-ips, os-floating-ip-pools, os-security-groups) in
 ``compute_novanet``, routed only where the personality's ``network.api`` is
-``nova-network``. Errors are Nova's: ``{"itemNotFound": {"message", "code"}}``.
+``nova-network``; the paths, links and flavors they share in ``compute_base``.
+Errors are Nova's: ``{"itemNotFound": {"message", "code"}}``.
 """
 
 from __future__ import annotations
@@ -14,21 +15,18 @@ import binascii
 import hashlib
 
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from localcloud import compute_novanet, compute_servers, netmodel, quotas
 from localcloud.cloud import Cloud, Service
+from localcloud.compute_base import API, FLAVORS, PREFIX, endpoint, flavor, link
 from localcloud.http import ERROR_BODIES, HTTPFault, json_response, public, read_json
 
-PREFIX = "/compute"
-API = f"{PREFIX}/v2.1/{{project_id}}"
 ERROR_NAMES = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound",
                405: "badMethod", 409: "conflictingRequest", 413: "overLimit",
                415: "badMediaType", 429: "overLimit", 501: "notImplemented",
                503: "serviceUnavailable"}
-# id, name, RAM MiB, vCPUs, disk GiB (the long-standing default flavors)
-FLAVORS = [("1", "m1.tiny", 512, 1, 1), ("2", "m1.small", 2048, 1, 20),
-           ("3", "m1.medium", 4096, 2, 40), ("4", "m1.large", 8192, 4, 80),
-           ("42", "m1.nano", 128, 1, 1)]
 
 
 def nova_error(status: int, message: str, kind: str | None) -> dict:
@@ -37,22 +35,6 @@ def nova_error(status: int, message: str, kind: str | None) -> dict:
 
 
 ERROR_BODIES["compute"] = nova_error
-
-
-def _endpoint(cloud: Cloud, project_id: str) -> str:
-    return f"{cloud.base_url}{PREFIX}/v2.1/{project_id}"
-
-
-def api_url(request: web.Request) -> str:
-    cloud = request.app["cloud"]
-    return _endpoint(cloud, request.match_info.get("project_id", ""))
-
-
-def link(request: web.Request, path: str) -> list[dict]:
-    cloud = request.app["cloud"]
-    pid = request.match_info.get("project_id", "")
-    return [{"rel": "self", "href": f"{api_url(request)}/{path}"},
-            {"rel": "bookmark", "href": f"{cloud.base_url}{PREFIX}/{pid}/{path}"}]
 
 
 # --- versions -------------------------------------------------------------------------
@@ -78,13 +60,6 @@ async def version(request: web.Request) -> web.Response:
 
 
 # --- flavors --------------------------------------------------------------------------
-def flavor(fid: str) -> dict | None:
-    for row in FLAVORS:
-        if row[0] == fid:
-            return dict(zip(("id", "name", "ram", "vcpus", "disk"), row, strict=True))
-    return None
-
-
 def flavor_view(request: web.Request, f: dict, detail: bool = True) -> dict:
     view = {"id": f["id"], "name": f["name"], "links": link(request, f"flavors/{f['id']}")}
     if detail:
@@ -119,8 +94,6 @@ def fingerprint(public_key: str) -> str:
 
 
 def generate_keypair() -> tuple[str, str]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private = key.private_bytes(serialization.Encoding.PEM,
                                 serialization.PrivateFormat.TraditionalOpenSSL,
@@ -252,27 +225,8 @@ def resources(cloud: Cloud) -> dict[str, list]:
                 for k in netmodel.all_of(cloud, "keypair")]
     found = {"servers": servers, "qemu_processes": processes, "keypairs": keypairs}
     if "network" not in cloud.personality.services:      # nova-network or none: list here
-        found.update(netmodel_resources(cloud))
+        found.update(netmodel.user_resources(cloud))
     return found
-
-
-def netmodel_resources(cloud: Cloud) -> dict[str, list]:
-    """User-made network resources (what the local cloud made itself is not listed)."""
-    def user(kind: str) -> list[dict]:
-        return [d for d in netmodel.all_of(cloud, kind) if not d.get("_system")]
-    return {
-        "floating_ips": [{"id": f["id"], "floating_ip_address": f["floating_ip_address"],
-                          "port_id": f["port_id"]} for f in user("floatingip")],
-        "ports": [{"id": p["id"], "network_id": p["network_id"], "device_id": p["device_id"],
-                   "fixed_ips": [i["ip_address"] for i in p["fixed_ips"]]}
-                  for p in user("port") if not p.get("_made_by_nova")],
-        "networks": [{"id": n["id"], "name": n["name"]} for n in user("network")],
-        "security_groups": [{"id": g["id"], "name": g["name"]} for g in user("secgroup")],
-        "security_group_rules": [{"id": r["id"], "security_group_id": r["security_group_id"],
-                                  "protocol": r["protocol"], "port_range_min":
-                                  r["port_range_min"], "remote_ip_prefix":
-                                  r["remote_ip_prefix"]} for r in user("secrule")],
-    }
 
 
 def add_routes(app: web.Application) -> None:
@@ -297,5 +251,5 @@ def add_routes(app: web.Application) -> None:
         compute_novanet.add_routes(app, API)
 
 
-SERVICE = Service(type="compute", name="nova", prefix=PREFIX, endpoint=_endpoint,
+SERVICE = Service(type="compute", name="nova", prefix=PREFIX, endpoint=endpoint,
                   add_routes=add_routes, resume=resume, resources=resources)

@@ -18,8 +18,9 @@ import uuid
 
 from aiohttp import web
 
-from localcloud import configdrive, netmodel, quotas
+from localcloud import compute_novanet, configdrive, netmodel, quotas
 from localcloud.cloud import Cloud
+from localcloud.compute_base import flavor, link
 from localcloud.guests import BootError, BootSpec, Guest
 from localcloud.http import HTTPFault, iso, json_response, read_json, take_fault
 
@@ -29,7 +30,6 @@ POWER = {"ACTIVE": 1, "SHUTOFF": 4, "ERROR": 0, "BUILD": 0}
 
 # --- views ----------------------------------------------------------------------------
 def server_view(request: web.Request, doc: dict, detail: bool = True) -> dict:
-    from localcloud.compute import link
     cloud: Cloud = request.app["cloud"]
     view = {"id": doc["id"], "name": doc["name"], "links": link(request, f"servers/{doc['id']}")}
     if not detail:
@@ -96,11 +96,11 @@ async def server_ips(request: web.Request) -> web.Response:
 
 
 async def server_groups(request: web.Request) -> web.Response:
-    from localcloud.compute_novanet import group_view
     cloud = request.app["cloud"]
     doc = get_server(cloud, request.match_info["server_id"])
-    return json_response({"security_groups": [group_view(cloud, g)
-                                              for g in security_groups_of(cloud, doc["id"])]})
+    groups = security_groups_of(cloud, doc["id"])
+    return json_response({"security_groups": [compute_novanet.group_view(cloud, g)
+                                              for g in groups]})
 
 
 # --- create -----------------------------------------------------------------------------
@@ -188,7 +188,6 @@ def _user_data(value: object) -> str | None:
 
 
 async def server_create(request: web.Request) -> web.Response:
-    from localcloud.compute import flavor
     cloud: Cloud = request.app["cloud"]
     body = (await read_json(request) or {}).get("server")
     if not isinstance(body, dict) or not isinstance(body.get("name"), str):
@@ -213,8 +212,8 @@ async def server_create(request: web.Request) -> web.Response:
     doc = {"id": str(uuid.uuid4()), "name": body["name"], "status": "BUILD",
            "vm_state": "building", "task_state": "scheduling", "image_id": image["id"],
            "flavor_id": f["id"], "key_name": key_name, "metadata": body.get("metadata") or {},
-           "config_drive": config_drive or cloud.personality.compute["config_drive"] ==
-           "always", "tenant_id": cloud.credentials["project_id"],
+           "config_drive": config_drive or cloud.personality.compute["config_drive"],
+           "tenant_id": cloud.credentials["project_id"],
            "user_id": cloud.credentials["user_id"], "hostId": uuid.uuid4().hex[:24] * 2,
            "fault": None, "_created": now, "_updated": now, "_launched": None,
            "_vcpus": f["vcpus"], "_ram": f["ram"], "_user_data": user_data, "_silent": False}
@@ -264,7 +263,7 @@ def boot_spec(cloud: Cloud, doc: dict, ports: list[dict]) -> BootSpec:
             pair = netmodel.get(cloud, "keypair", doc["key_name"])
             keys = {pair["name"]: pair["public_key"]} if pair else {}
         user_data = base64.b64decode(doc["_user_data"]) if doc["_user_data"] else None
-        static = cloud.personality.compute["config_drive"] == "always"
+        static = cloud.personality.compute["config_drive"]
         drive = configdrive.build(directory / "disk.config", doc, keys,
                                   nic["mac_address"] if nic else "52:54:00:12:34:56",
                                   nic["id"] if nic else "", nic["network_id"] if nic else "",
@@ -342,7 +341,6 @@ async def _delete(cloud: Cloud, server_id: str) -> None:
 
 
 async def server_action(request: web.Request) -> web.Response:
-    from localcloud import compute_novanet
     cloud: Cloud = request.app["cloud"]
     doc = get_server(cloud, request.match_info["server_id"])
     body = await read_json(request)

@@ -1,7 +1,7 @@
 """Glance v1: metadata travels in x-image-meta-* headers, data in the request body.
 
-POST /v1/images with a body is the ``post`` mechanism (create and upload in
-one call); PUT can bring the data to a queued image. Answers carry the same
+POST /v1/images with a body (create and upload in one call), or PUT bringing
+the data to a queued image, is this API's ``put`` mechanism (direct upload). Answers carry the same
 headers back (HEAD, GET) or ``{"image": {...}}`` (POST, PUT).
 """
 
@@ -73,7 +73,7 @@ def _has_body(request: web.Request) -> bool:
 
 
 def _check_upload(cloud, doc: dict) -> None:
-    if not cloud.has("upload", "post"):
+    if not cloud.has("upload", "put"):
         raise HTTPFault(403, "Image data upload through Glance v1 is disabled on this cloud.")
     if not doc["disk_format"]:
         raise HTTPFault(400, "Disk format is not specified.")

@@ -1,6 +1,6 @@
 """Glance v2: images (create, list with filters, show, JSON-patch, delete) and data.
 
-Direct data upload (PUT .../file) is the ``put`` mechanism; a cloud without it
+Direct data upload (PUT .../file) is this API's ``put`` mechanism; a cloud without it
 refuses the upload, as a task-only cloud does.
 """
 

@@ -333,6 +333,25 @@ def release_server(cloud: Cloud, server_id: str) -> None:
             save(cloud, "port", port)
 
 
+def user_resources(cloud: Cloud) -> dict[str, list]:
+    """User-made network resources (what the local cloud made itself is not listed)."""
+    def user(kind: str) -> list[dict]:
+        return [d for d in all_of(cloud, kind) if not d.get("_system")]
+    return {
+        "floating_ips": [{"id": f["id"], "floating_ip_address": f["floating_ip_address"],
+                          "port_id": f["port_id"]} for f in user("floatingip")],
+        "ports": [{"id": p["id"], "network_id": p["network_id"], "device_id": p["device_id"],
+                   "fixed_ips": [i["ip_address"] for i in p["fixed_ips"]]}
+                  for p in user("port") if not p.get("_made_by_nova")],
+        "networks": [{"id": n["id"], "name": n["name"]} for n in user("network")],
+        "security_groups": [{"id": g["id"], "name": g["name"]} for g in user("secgroup")],
+        "security_group_rules": [{"id": r["id"], "security_group_id": r["security_group_id"],
+                                  "protocol": r["protocol"], "port_range_min":
+                                  r["port_range_min"], "remote_ip_prefix":
+                                  r["remote_ip_prefix"]} for r in user("secrule")],
+    }
+
+
 def public_view(doc: dict) -> dict:
     """A record without the local cloud's own bookkeeping keys."""
     return {k: v for k, v in doc.items() if not k.startswith("_")}

@@ -2,22 +2,32 @@
 
 Which networks exist from the start and whether floating IPs do is the
 personality's ``network`` shape (external network with ``router:external``, a
-provider network whose ports route externally, a tenant network). Security
-groups and rules are in ``network_security``. Errors are Neutron's
-``{"NeutronError": {"type", "message", "detail"}}``.
+provider network whose ports route externally, a tenant network). Floating IPs
+are in ``network_floating``, security groups and rules in ``network_security``,
+what the three share (``find``, ``body_of``, the views and errors) in
+``network_base``. Errors are Neutron's ``{"NeutronError": {"type", "message", "detail"}}``.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
 
 from aiohttp import web
 
 from localcloud import netmodel, network_floating, network_security, quotas
 from localcloud.cloud import Cloud, Service
-from localcloud.http import ERROR_BODIES, HTTPFault, json_response, public, read_json
-from localcloud.netmodel import NotFound, public_view
+from localcloud.http import ERROR_BODIES, HTTPFault, json_response, public
+from localcloud.netmodel import NotFound
+from localcloud.network_base import (
+    COLLECTIONS,
+    BadRequest,
+    body_of,
+    created,
+    deletable,
+    find,
+    over_quota,
+    view,
+)
 
 PREFIX = "/network"
 API = f"{PREFIX}/v2.0"
@@ -25,19 +35,6 @@ DEFAULT_TYPES = {400: "HTTPBadRequest", 401: "HTTPUnauthorized", 403: "HTTPForbi
                  404: "HTTPNotFound", 405: "HTTPMethodNotAllowed", 409: "HTTPConflict",
                  413: "HTTPRequestEntityTooLarge", 500: "HTTPInternalServerError",
                  503: "HTTPServiceUnavailable"}
-# collection -> (record kind, JSON member name, Neutron's not-found exception name)
-COLLECTIONS = {"networks": ("network", "network", "NetworkNotFound"),
-               "subnets": ("subnet", "subnet", "SubnetNotFound"),
-               "ports": ("port", "port", "PortNotFound"),
-               "floatingips": ("floatingip", "floatingip", "FloatingIPNotFound"),
-               "security-groups": ("secgroup", "security_group", "SecurityGroupNotFound"),
-               "security-group-rules": ("secrule", "security_group_rule",
-                                        "SecurityGroupRuleNotFound")}
-MISSING = {"networks": "Network {} could not be found.",
-           "subnets": "Subnet {} could not be found.", "ports": "Port {} could not be found.",
-           "floatingips": "Floating IP {} could not be found",
-           "security-groups": "Security group {} does not exist",
-           "security-group-rules": "Security group rule {} does not exist"}
 NEUTRON_QUOTAS = {"network": "networks", "subnet": "subnets", "port": "ports",
                   "floatingip": "floating_ips", "security_group": "security_groups",
                   "security_group_rule": "security_group_rules"}
@@ -49,15 +46,6 @@ def neutron_error(status: int, message: str, kind: str | None) -> dict:
 
 
 ERROR_BODIES["network"] = neutron_error
-
-
-class BadRequest(HTTPFault):
-    def __init__(self, message: str, kind: str = "BadRequest"):
-        super().__init__(400, message, kind=kind)
-
-
-def over_quota(resource: str) -> HTTPFault:
-    return HTTPFault(409, f"Quota exceeded for resources: ['{resource}'].", kind="OverQuota")
 
 
 def _endpoint(cloud: Cloud, project_id: str) -> str:
@@ -107,14 +95,7 @@ async def extension_show(request: web.Request) -> web.Response:
     raise NotFound("ExtensionNotFound", f"Extension with alias {alias} does not exist")
 
 
-# --- the generic part: list, show, delete -------------------------------------------------
-VIEWS: dict[str, Callable[[Cloud, dict], dict]] = {"secgroup": network_security.group_view}
-
-
-def view(cloud: Cloud, kind: str, doc: dict) -> dict:
-    return VIEWS.get(kind, lambda c, d: public_view(d))(cloud, doc)
-
-
+# --- the generic part: list and show ------------------------------------------------------
 def _matches(doc: dict, key: str, values: list[str]) -> bool:
     if key == "fixed_ips":
         wanted = {v.split("=", 1)[1] for v in values if v.startswith("ip_address=")}
@@ -123,23 +104,6 @@ def _matches(doc: dict, key: str, values: list[str]) -> bool:
     if isinstance(value, bool):
         return str(value).lower() in [v.lower() for v in values]
     return ("" if value is None else str(value)) in values
-
-
-def find(cloud: Cloud, collection: str, rid: str) -> dict:
-    kind, _, missing = COLLECTIONS[collection]
-    doc = netmodel.get(cloud, kind, rid)
-    if doc is None:
-        raise NotFound(missing, MISSING[collection].format(rid))
-    return doc
-
-
-def deletable(cloud: Cloud, collection: str, rid: str) -> dict:
-    """The record a DELETE names; one the cloud made itself (``_system``) is refused (403)."""
-    doc = find(cloud, collection, rid)
-    if doc["_system"]:
-        raise HTTPFault(403, f"rule:delete_{COLLECTIONS[collection][0]} is disallowed by policy",
-                        kind="PolicyNotAuthorized")
-    return doc
 
 
 def lister(collection: str):
@@ -167,17 +131,6 @@ def shower(collection: str):
         doc = find(cloud, collection, request.match_info["id"])
         return json_response({member: view(cloud, kind, doc)})
     return handler
-
-
-async def body_of(request: web.Request, member: str) -> dict:
-    body = await read_json(request)
-    if not isinstance(body, dict) or not isinstance(body.get(member), dict):
-        raise BadRequest(f"Resource body required: {member}")
-    return body[member]
-
-
-def created(cloud: Cloud, kind: str, member: str, doc: dict) -> web.Response:
-    return json_response({member: view(cloud, kind, doc)}, status=201)
 
 
 # --- networks and subnets -------------------------------------------------------------------
@@ -304,11 +257,6 @@ async def quota_show(request: web.Request) -> web.Response:
     return json_response({"quota": quota})
 
 
-def resources(cloud: Cloud) -> dict[str, list]:
-    from localcloud.compute import netmodel_resources
-    return netmodel_resources(cloud)
-
-
 def add_routes(app: web.Application) -> None:
     cloud = app["cloud"]
     r = app.router
@@ -338,4 +286,5 @@ def add_routes(app: web.Application) -> None:
 
 
 SERVICE = Service(type="network", name="neutron", prefix=PREFIX, endpoint=_endpoint,
-                  add_routes=add_routes, resources=resources)
+                  add_routes=add_routes,
+                  resources=netmodel.user_resources)

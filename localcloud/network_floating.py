@@ -15,18 +15,14 @@ from localcloud import netmodel, quotas
 from localcloud.cloud import Cloud
 from localcloud.http import HTTPFault, json_response
 from localcloud.netmodel import NotFound
-
-
-def _net():
-    from localcloud import network
-    return network
+from localcloud.network_base import BadRequest, body_of, created, find, over_quota, view
 
 
 def _associate(cloud: Cloud, fip: dict, port_id: object, fixed: object) -> None:
     if port_id is None:
         fip.update(port_id=None, fixed_ip_address=None, router_id=None, status="DOWN")
         return
-    port = _net().find(cloud, "ports", str(port_id))
+    port = find(cloud, "ports", str(port_id))
     net = netmodel.get(cloud, "network", port["network_id"]) or {}
     address = fixed or port["fixed_ips"][0]["ip_address"]
     if net.get("router:external") or net.get("_routable"):
@@ -47,16 +43,16 @@ def _associate(cloud: Cloud, fip: dict, port_id: object, fixed: object) -> None:
 
 async def floatingip_create(request: web.Request) -> web.Response:
     cloud = request.app["cloud"]
-    body = await _net().body_of(request, "floatingip")
+    body = await body_of(request, "floatingip")
     net = netmodel.get(cloud, "network", str(body.get("floating_network_id")))
     if net is None:
         raise NotFound("NetworkNotFound",
                        f"Network {body.get('floating_network_id')} could not be found.")
     if not net["router:external"]:
-        raise _net().BadRequest(f"Bad floatingip request: Network {net['id']} is not a "
-                                "valid external network.")
+        raise BadRequest(f"Bad floatingip request: Network {net['id']} is not a "
+                         "valid external network.")
     if quotas.exceeded(request, "floating_ips"):
-        raise _net().over_quota("floatingip")
+        raise over_quota("floatingip")
     fip = netmodel.allocate_floating(cloud, net)
     try:
         _associate(cloud, fip, body.get("port_id"), body.get("fixed_ip_address"))
@@ -66,25 +62,25 @@ async def floatingip_create(request: web.Request) -> web.Response:
     fip["description"] = str(body.get("description") or "")
     netmodel.save(cloud, "floatingip", fip)
     await netmodel.refresh(cloud)
-    return _net().created(cloud, "floatingip", "floatingip", fip)
+    return created(cloud, "floatingip", "floatingip", fip)
 
 
 async def floatingip_update(request: web.Request) -> web.Response:
     cloud = request.app["cloud"]
-    fip = _net().find(cloud, "floatingips", request.match_info["id"])
-    body = await _net().body_of(request, "floatingip")
+    fip = find(cloud, "floatingips", request.match_info["id"])
+    body = await body_of(request, "floatingip")
     if "port_id" in body:
         _associate(cloud, fip, body["port_id"], body.get("fixed_ip_address"))
     if "description" in body:
         fip["description"] = str(body["description"] or "")
     netmodel.save(cloud, "floatingip", fip)
     await netmodel.refresh(cloud)
-    return json_response({"floatingip": _net().view(cloud, "floatingip", fip)})
+    return json_response({"floatingip": view(cloud, "floatingip", fip)})
 
 
 async def floatingip_delete(request: web.Request) -> web.Response:
     cloud = request.app["cloud"]
-    fip = _net().find(cloud, "floatingips", request.match_info["id"])
+    fip = find(cloud, "floatingips", request.match_info["id"])
     netmodel.delete(cloud, "floatingip", fip["id"])
     await netmodel.refresh(cloud)
     return web.Response(status=204)

@@ -15,44 +15,32 @@ from aiohttp import web
 from localcloud import netmodel, quotas
 from localcloud.cloud import Cloud
 from localcloud.http import HTTPFault, json_response
-from localcloud.netmodel import public_view
+from localcloud.network_base import body_of, created, find, group_view, over_quota
 
 PROTOCOLS = {"tcp": "6", "udp": "17", "icmp": "1"}
 RULE_KEYS = ("direction", "ethertype", "protocol", "port_range_min", "port_range_max",
              "remote_ip_prefix", "remote_group_id")
 
 
-def group_view(cloud: Cloud, doc: dict) -> dict:
-    return dict(public_view(doc), security_group_rules=[
-        public_view(r) for r in netmodel.rules_of(cloud, doc["id"])])
-
-
-def _net():
-    from localcloud import network
-    return network
-
-
 async def group_create(request: web.Request) -> web.Response:
-    network = _net()
     cloud = request.app["cloud"]
-    body = await network.body_of(request, "security_group")
+    body = await body_of(request, "security_group")
     name = str(body.get("name", ""))
     if name == "default":
         raise HTTPFault(409, "Default security group already exists.",
                         kind="SecurityGroupDefaultAlreadyExists")
     if quotas.exceeded(request, "security_groups"):
-        raise network.over_quota("security_group")
+        raise over_quota("security_group")
     group = netmodel.new_group(cloud, name, str(body.get("description") or ""))
     for ethertype in ("IPv4", "IPv6"):
         netmodel.new_rule(cloud, group, direction="egress", ethertype=ethertype, system=True)
-    return network.created(cloud, "secgroup", "security_group", group)
+    return created(cloud, "secgroup", "security_group", group)
 
 
 async def group_update(request: web.Request) -> web.Response:
-    network = _net()
     cloud = request.app["cloud"]
-    group = network.find(cloud, "security-groups", request.match_info["id"])
-    body = await network.body_of(request, "security_group")
+    group = find(cloud, "security-groups", request.match_info["id"])
+    body = await body_of(request, "security_group")
     for key in ("name", "description"):
         if key in body:
             group[key] = str(body[key])
@@ -61,9 +49,8 @@ async def group_update(request: web.Request) -> web.Response:
 
 
 async def group_delete(request: web.Request) -> web.Response:
-    network = _net()
     cloud = request.app["cloud"]
-    group = network.find(cloud, "security-groups", request.match_info["id"])
+    group = find(cloud, "security-groups", request.match_info["id"])
     if group["name"] == "default":
         raise HTTPFault(409, "Insufficient rights for removing default security group.",
                         kind="SecurityGroupCannotRemoveDefault")
@@ -82,8 +69,7 @@ def _invalid(message: str) -> HTTPFault:
 
 def parse_rule(cloud: Cloud, body: dict) -> tuple[dict, dict]:
     """(group, rule fields) from a request body, validated as Neutron does."""
-    network = _net()
-    group = network.find(cloud, "security-groups", str(body.get("security_group_id")))
+    group = find(cloud, "security-groups", str(body.get("security_group_id")))
     direction = body.get("direction")
     if direction not in ("ingress", "egress"):
         raise _invalid(f"Invalid input for direction. Reason: '{direction}' is not in "
@@ -133,7 +119,7 @@ def parse_rule(cloud: Cloud, body: dict) -> tuple[dict, dict]:
                             kind="SecurityGroupRuleParameterConflict")
         prefix = str(net)
     if remote_group:
-        remote_group = network.find(cloud, "security-groups", str(remote_group))["id"]
+        remote_group = find(cloud, "security-groups", str(remote_group))["id"]
     fields = {"direction": direction, "ethertype": ethertype, "protocol": protocol,
               "port_range_min": low, "port_range_max": high,
               "remote_ip_prefix": prefix or None, "remote_group_id": remote_group}
@@ -141,27 +127,25 @@ def parse_rule(cloud: Cloud, body: dict) -> tuple[dict, dict]:
 
 
 async def rule_create(request: web.Request) -> web.Response:
-    network = _net()
     cloud = request.app["cloud"]
-    body = await network.body_of(request, "security_group_rule")
+    body = await body_of(request, "security_group_rule")
     group, fields = parse_rule(cloud, body)
     for rule in netmodel.rules_of(cloud, group["id"]):
         if all(rule[k] == fields[k] for k in RULE_KEYS):
             raise HTTPFault(409, f"Security group rule already exists. Rule id is "
                                  f"{rule['id']}.", kind="SecurityGroupRuleExists")
     if quotas.exceeded(request, "security_group_rules"):
-        raise network.over_quota("security_group_rule")
+        raise over_quota("security_group_rule")
     rule = netmodel.new_rule(cloud, group, **fields)
     if body.get("description"):
         rule["description"] = str(body["description"])
         netmodel.save(cloud, "secrule", rule)
-    return network.created(cloud, "secrule", "security_group_rule", rule)
+    return created(cloud, "secrule", "security_group_rule", rule)
 
 
 async def rule_delete(request: web.Request) -> web.Response:
-    network = _net()
     cloud = request.app["cloud"]
-    rule = network.find(cloud, "security-group-rules", request.match_info["id"])
+    rule = find(cloud, "security-group-rules", request.match_info["id"])
     netmodel.delete(cloud, "secrule", rule["id"])
     return web.Response(status=204)
 

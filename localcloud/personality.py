@@ -1,7 +1,10 @@
 """A personality is a vendor shape as data: capability flags the services ask.
 
 Code reads flags (``image_api``, ``upload``, ``catalog``...), never a vendor's
-name; a new vendor is a new YAML file validated against ``SCHEMA``.
+name; a new vendor is a new YAML file validated against ``SCHEMA``. Where a flag
+names a fact the pipeline's vendor profile (``config/vendors/``) also states, it
+uses the profile's word for it: ``upload: [put]``, ``compute.config_drive: true``,
+``network.api``/``external``/``security_groups``.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ import yaml
 
 PERSONALITY_DIR = Path(__file__).parent / "personalities"
 
-# Where each upload mechanism lives: a mechanism needs its image API version.
-UPLOAD_NEEDS_API = {"post": "v1", "put": "v2", "task": "v2", "glance-direct": "v2"}
+# Upload mechanisms, in the vendor profiles' words: ``put`` is the direct upload of
+# each image API served (v1 POST or PUT with the data, v2 PUT .../file); the
+# others exist only in Glance v2.
+UPLOADS = ("put", "task", "glance-direct")
+UPLOAD_NEEDS_API = {"task": "v2", "glance-direct": "v2"}
 
 # How a server gets the address the outside reaches it by (the talks' five shapes):
 #   public            a fixed address on a network named "public" (no neutron API)
@@ -27,6 +33,7 @@ EXTERNAL_SHAPES = {"public", "floating", "external-network", "routable-port"}
 QUOTA_DEFAULTS = {"instances": 10, "cores": 20, "ram": 51200, "key_pairs": 100,
                   "floating_ips": 10, "ports": 50, "networks": 10, "subnets": 10,
                   "security_groups": 10, "security_group_rules": 100}
+DEFAULT_COMPUTE = {"config_drive": False}
 DEFAULT_NETWORK = {"api": "none", "external": "public", "security_groups": False}
 # Glance's limit_param_default and api_limit_max: the page sizes of an image listing.
 DEFAULT_IMAGE_LISTING = {"limit_default": 25, "limit_max": 1000}
@@ -57,7 +64,7 @@ SCHEMA: dict[str, Any] = {
                               "items": {"enum": ["bare", "ovf", "ova", "ami", "ari", "aki",
                                                  "docker", "compressed"]}},
         "upload": {"type": "array", "minItems": 1, "uniqueItems": True,
-                   "items": {"enum": sorted(UPLOAD_NEEDS_API)}},
+                   "items": {"enum": list(UPLOADS)}},
         "format_check": {"type": "boolean"},
         "token_ttl": {"type": "integer", "minimum": 1},
         "image_listing": {
@@ -68,8 +75,9 @@ SCHEMA: dict[str, Any] = {
         "compute": {
             "type": "object", "additionalProperties": False, "required": ["config_drive"],
             "properties": {
-                # requested: only when the create call asks; always: static networking
-                "config_drive": {"enum": ["requested", "always"]},
+                # true: every server gets one and configures its network statically
+                # from it; false: only the servers whose create call asks
+                "config_drive": {"type": "boolean"},
             }},
         "network": {
             "type": "object", "additionalProperties": False,
@@ -108,7 +116,7 @@ class Personality:
     format_check: bool = False
     token_ttl: int | None = None
     faults: tuple[dict, ...] = ()
-    compute: dict = field(default_factory=lambda: {"config_drive": "requested"}, compare=False)
+    compute: dict = field(default_factory=lambda: dict(DEFAULT_COMPUTE), compare=False)
     network: dict = field(default_factory=lambda: dict(DEFAULT_NETWORK), compare=False)
     quotas: dict = field(default_factory=lambda: dict(QUOTA_DEFAULTS), compare=False)
     image_listing: dict = field(default_factory=lambda: dict(DEFAULT_IMAGE_LISTING),
@@ -167,9 +175,9 @@ def validate(data: Any, source: str = "<data>") -> None:
         where = "/".join(str(p) for p in e.absolute_path) or "(top)"
         raise PersonalityError(f"{source}: {where}: {e.message}") from e
     for mechanism in data["upload"]:
-        if UPLOAD_NEEDS_API[mechanism] not in data["image_api"]:
-            raise PersonalityError(
-                f"{source}: upload: {mechanism} needs image API {UPLOAD_NEEDS_API[mechanism]}")
+        needed = UPLOAD_NEEDS_API.get(mechanism)
+        if needed and needed not in data["image_api"]:
+            raise PersonalityError(f"{source}: upload: {mechanism} needs image API {needed}")
     if "task" in data["upload"] and "object-store" not in data["services"]:
         raise PersonalityError(f"{source}: upload: task needs the object-store service")
     if data["auth_type"] == "application_credential" and "v3" not in data["identity"]:
@@ -210,7 +218,7 @@ def from_dict(data: dict, source: str = "<data>") -> Personality:
         upload=tuple(data["upload"]), format_check=data.get("format_check", False),
         token_ttl=data.get("token_ttl"),
         faults=tuple(data.get("faults", ())),
-        compute=dict(data.get("compute") or {"config_drive": "requested"}),
+        compute=dict(DEFAULT_COMPUTE, **(data.get("compute") or {})),
         network=dict(DEFAULT_NETWORK, **(data.get("network") or {})),
         quotas=dict(QUOTA_DEFAULTS, **(data.get("quotas") or {})),
         image_listing=dict(DEFAULT_IMAGE_LISTING, **(data.get("image_listing") or {})),

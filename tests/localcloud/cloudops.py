@@ -45,14 +45,14 @@ def upload_image(lc: RunningCloud, sess: session.Session, cloud: str, path: Path
     p = load(cloud)
     disk_format, container_format = p.disk_formats[0], p.container_formats[0]
     size = path.stat().st_size
-    if "put" in p.upload:
+    if "put" in p.upload and 2 in p.image_versions:
         glance = image_adapter(sess, lc, cloud, 2)
         image_id = glance.post("/images", json={
             "name": name, "disk_format": disk_format,
             "container_format": container_format}).json()["id"]
         with open(path, "rb") as f:
             glance.put(f"/images/{image_id}/file", data=f, headers=OCTET)
-    elif "post" in p.upload:
+    elif "put" in p.upload:
         glance = image_adapter(sess, lc, cloud, 1)
         headers = {"x-image-meta-name": name, "x-image-meta-disk_format": disk_format,
                    "x-image-meta-container_format": container_format, **OCTET}

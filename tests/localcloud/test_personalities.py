@@ -59,7 +59,8 @@ def _valid() -> dict:
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"upload": ["post"]}, "post needs image API v1"),
+    ({"upload": ["post"]}, "'post' is not one of"),      # the vendor profiles' word is put
+    ({"image_api": ["v1"], "upload": ["glance-direct"]}, "glance-direct needs image API v2"),
     ({"image_api": ["v1"], "upload": ["task"]}, "task needs image API v2"),
     ({"services": ["identity", "image"], "upload": ["task"]}, "object-store"),
     ({"identity": ["v2.0"], "auth_type": "application_credential"}, "need identity v3"),
