@@ -3,9 +3,9 @@
 A fault matches by cloud, service, method and a path regex, lets ``skip``
 matching requests through, then fires ``times`` times (``null``: forever).
 Request-level kinds (status, reset, delay, token_expire, stall) are applied by
-the HTTP middleware (``stall`` accepts the request and never answers: it holds
-it, reading nothing more, until the client gives up or ``seconds`` pass, then
-drops the connection); the others are asked for by the handler that knows the
+the HTTP middleware (``stall`` takes the request and never answers, or stops
+reading its body after ``after_bytes``; it holds the request until the client
+gives up or ``seconds`` pass, then drops the connection); the others are asked for by the handler that knows the
 moment (``task_fail`` when an import task runs, ``stuck`` when an image would
 become active, ``server_error``/``slow_build``/``no_answer`` when a server is
 created, ``quota_exceeded`` when a quota is checked). A new kind is one ``register_kind`` call and one ``take``.

@@ -174,6 +174,9 @@ async def _apply_faults(request: web.Request, cloud: Any,
         if stall.params.get("after_bytes") and request.body_exists:
             request["stall_after"] = (stall.params["after_bytes"], stall)
         else:
+            # The body is taken (as a buffering proxy would) and the answer never comes.
+            async for _ in body_chunks(request):
+                pass
             await stall_request(request, stall)
     reset = take("reset")
     if reset:
