@@ -157,10 +157,17 @@ class _Upload:
                   if self.image.task_import_from == "temp-url"
                   else staged.import_from)
         attempt.task_id = self.glance.create_import_task(
-            source, self.disk_format, {**self._fields(), **self.props})
+            source, self.disk_format, self._task_image_properties())
         image_id = self.glance.wait_task(attempt.task_id, self.timeout, self.poll)
         attempt.images.append(image_id)
         return image_id
+
+    def _task_image_properties(self) -> dict[str, Any]:
+        """What the import task may carry; with ``name`` only, ``_once`` PATCHes the rest
+        once the image is active (as openstacksdk's task upload does)."""
+        if self.image.task_image_properties == "name":
+            return {"name": self.name}
+        return {**self._fields(), **self.props}
 
     def web_download(self, attempt: _Attempt, progress: Progress) -> str:
         staged = self._stage(attempt, progress)
@@ -251,7 +258,7 @@ class _Upload:
         if image.disk_format != self.disk_format:
             raise errors.UploadError(f"image {image.id} arrived as {image.disk_format}, "
                                      f"not {self.disk_format}", where=self.where)
-        self.glance.set_properties(image, self.props)
+        self.glance.set_properties(image, self.props, visibility=self.image.visibility)
         if attempt.staged is not None:
             staged, attempt.staged = attempt.staged, None
             try:

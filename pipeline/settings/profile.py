@@ -27,6 +27,7 @@ class ImageSection:
     visibility: str = "private"
     properties: dict[str, Any] = field(default_factory=dict)
     task_import_from: str = "object-path"
+    task_image_properties: str = "all"      # "name": the rest is PATCHed once active
 
 
 @dataclass(frozen=True)

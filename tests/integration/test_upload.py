@@ -136,6 +136,21 @@ def test_right_format_by_right_mechanism(lc, profiles, images, cleanup, name):
     assert_only(lc, name, [record.image_id])
 
 
+def test_rackspace_task_names_the_image_only_and_properties_follow(lc, profiles, images,
+                                                                   cleanup):
+    """The task carries only the name (any other property fails it there); ours, the vendor
+    data's and the visibility are set once the image is active."""
+    cloud = make_cloud(lc, profiles, "rackspace-like", profile_changes={"visibility": "shared"})
+    record = upload(cloud, images, new_build(), cleanup)
+    conn = Connection(cloud)
+    tasks = conn.glance.call("GET", "tasks").json()["tasks"]
+    inputs = [conn.glance.call("GET", f"tasks/{t['id']}").json()["input"] for t in tasks]
+    assert {"name": record.image_name} in [i["image_properties"] for i in inputs]
+    image = conn.image_api.adapter.get(f"images/{record.image_id}").json()
+    assert (image["vm_mode"], image["xenapi_use_agent"]) == ("hvm", "False")
+    assert image["visibility"] == "shared" and image["imagefleet_managed"] == "true"
+
+
 @pytest.mark.parametrize("name, expected", [("hp-like", "1"), ("auro-like", "2"),
                                             ("rackspace-like", "2"), ("vexxhost-like", "2")])
 def test_discovery_without_a_pin(lc, profiles, name, expected):
