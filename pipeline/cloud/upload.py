@@ -22,7 +22,13 @@ from typing import Any
 from pipeline.cloud.connection import Connection
 from pipeline.cloud.discovery import ImageApi
 from pipeline.cloud.glance import Glance, Image
-from pipeline.cloud.marks import SHA256, BuildInfo, image_properties, is_this_build
+from pipeline.cloud.marks import (
+    SHA256,
+    BuildInfo,
+    awaiting_marks,
+    image_properties,
+    is_this_build,
+)
 from pipeline.cloud.mechanism import Mechanism, choose_upload_mechanism
 from pipeline.cloud.session import cloud_errors
 from pipeline.cloud.staging import StagedObject, SwiftStaging
@@ -279,9 +285,13 @@ class _Upload:
         return None
 
     def _sweep(self) -> None:
-        """Delete our unfinished images of this name (left by an interrupted run)."""
-        for image in self._ours():
-            if image.status != "active":
+        """Delete our unfinished images of this name (left by an interrupted run or a stuck
+        import task), those a name-only import task made before they were marked too."""
+        name_only = self.image.task_image_properties == "name"
+        for image in self.glance.find(self.name):
+            ours = is_this_build(image, self.build) or (name_only
+                                                         and awaiting_marks(image, self.build))
+            if ours and image.status != "active":
                 LOG.info("%s: deleting unfinished image %s (%s)", self.where, image.id,
                          image.status)
                 self.glance.delete(image.id)
