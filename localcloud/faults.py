@@ -2,8 +2,10 @@
 
 A fault matches by cloud, service, method and a path regex, lets ``skip``
 matching requests through, then fires ``times`` times (``null``: forever).
-Request-level kinds (status, reset, delay, token_expire) are applied by the
-HTTP middleware; the others are asked for by the handler that knows the
+Request-level kinds (status, reset, delay, token_expire, stall) are applied by
+the HTTP middleware (``stall`` takes the request and never answers, or stops
+reading its body after ``after_bytes``; it holds the request until the client
+gives up or ``seconds`` pass, then drops the connection); the others are asked for by the handler that knows the
 moment (``task_fail`` when an import task runs, ``stuck`` when an image would
 become active, ``in_use`` when an image is deleted, ``server_error``/
 ``slow_build``/``no_answer`` when a server is created, ``quota_exceeded`` when
@@ -33,6 +35,7 @@ register_kind("status", status=(int, True), message=(str, False), headers=(dict,
 register_kind("reset", after_bytes=(int, True))
 register_kind("delay", seconds=((int, float), True))
 register_kind("token_expire")
+register_kind("stall", seconds=((int, float), False), after_bytes=(int, False))
 register_kind("task_fail", message=(str, False))
 register_kind("stuck", state=(str, True))
 # an image whose store refuses the delete (Ceph: clones of it back servers); DELETE -> 409
@@ -44,6 +47,7 @@ register_kind("no_answer")
 register_kind("quota_exceeded", resource=(str, True))
 
 STUCK_STATES = ("queued", "saving")
+STALL_SECONDS = 120          # the longest a stall holds a request: nothing outlives it
 
 
 class FaultError(ValueError):
@@ -63,6 +67,7 @@ class Fault:
     params: dict[str, Any] = field(default_factory=dict)
     seen: int = 0
     fired: int = 0
+    holding: int = 0          # requests a stall fault holds right now
 
     def __post_init__(self) -> None:
         self._path_re = re.compile(self.path)
@@ -80,7 +85,7 @@ class Fault:
         return {"id": self.id, "kind": self.kind, "cloud": self.cloud, "service": self.service,
                 "method": self.method, "path": self.path, "skip": self.skip,
                 "times": self.times, **self.params, "seen": self.seen, "fired": self.fired,
-                "exhausted": self.exhausted}
+                "holding": self.holding, "exhausted": self.exhausted}
 
 
 def parse(spec: dict[str, Any], cloud: str | None = None) -> dict[str, Any]:
@@ -105,6 +110,8 @@ def parse(spec: dict[str, Any], cloud: str | None = None) -> dict[str, Any]:
         params[name] = spec[name]
     if kind == "stuck" and params["state"] not in STUCK_STATES:
         raise FaultError(f"stuck: state must be one of {STUCK_STATES}")
+    if kind == "stall" and not 0 < params.get("seconds", STALL_SECONDS) <= STALL_SECONDS:
+        raise FaultError(f"stall: seconds must be in (0, {STALL_SECONDS}]")
     if kind == "status" and not 400 <= params["status"] <= 599:
         raise FaultError("status: status must be an HTTP error code (400-599)")
     times = spec.get("times", 1)

@@ -25,7 +25,10 @@ from typing import Any
 
 from aiohttp import web
 
+from localcloud.faults import STALL_SECONDS
+
 CHUNK = 1 << 20
+TCP_ESTABLISHED = 1          # tcpi_state in Linux's struct tcp_info
 UNAUTHORIZED = "The request you have made requires authentication."
 
 
@@ -166,6 +169,15 @@ async def _apply_faults(request: web.Request, cloud: Any,
         return error_response(service, status.params["status"],
                               status.params.get("message") or reason(status.params["status"]),
                               status.params.get("headers"))
+    stall = take("stall")
+    if stall:
+        if stall.params.get("after_bytes") and request.body_exists:
+            request["stall_after"] = (stall.params["after_bytes"], stall)
+        else:
+            # The body is taken (as a buffering proxy would) and the answer never comes.
+            async for _ in body_chunks(request):
+                pass
+            await stall_request(request, stall)
     reset = take("reset")
     if reset:
         request["reset_after"] = reset.params["after_bytes"]
@@ -185,12 +197,39 @@ def reset_connection(request: web.Request) -> None:
     raise ConnectionResetInjected()
 
 
+def _peer_gone(request: web.Request) -> bool:
+    """Whether the client closed its end (its socket is no longer ESTABLISHED)."""
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        return True
+    sock = transport.get_extra_info("socket")
+    if sock is None or not hasattr(socket, "TCP_INFO"):
+        return False
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != TCP_ESTABLISHED
+
+
+async def stall_request(request: web.Request, fault: Any) -> None:
+    """Answer nothing and read nothing until the client gives up or the fault's
+    ``seconds`` pass, then drop the connection: a hung load balancer."""
+    deadline = time.monotonic() + fault.params.get("seconds", STALL_SECONDS)
+    fault.holding += 1
+    try:
+        while time.monotonic() < deadline and not _peer_gone(request):
+            await asyncio.sleep(0.05)
+    finally:
+        fault.holding -= 1
+    reset_connection(request)
+
+
 # --- request bodies --------------------------------------------------------------
 async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
     """The request body as it arrives; honours a reset fault set by the middleware."""
     limit = request.get("reset_after")
+    stall_after, stall = request.get("stall_after") or (None, None)
     received = 0
     async for chunk in request.content.iter_chunked(CHUNK):
+        if stall_after is not None and received + len(chunk) >= stall_after:
+            await stall_request(request, stall)
         if limit is not None and received + len(chunk) >= limit:
             if limit > received:
                 yield chunk[:limit - received]

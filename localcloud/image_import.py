@@ -123,6 +123,10 @@ def _new_image_from(cloud: Cloud, task: dict) -> dict:
     """The image record an import task makes, from its input; failures are the task's."""
     task_input = task["input"]
     props = {k: v for k, v in (task_input.get("image_properties") or {}).items()}
+    extra = sorted(set(props) - {"name"})
+    if extra and cloud.personality.task_image_properties == "name":
+        raise ImportFailure("Image import failed: name is the only property allowed in "
+                            f"image_properties, not {', '.join(extra)}")
     disk_format = (task_input.get("import_from_format") or props.pop("disk_format", None)
                    or cloud.personality.disk_formats[0])
     container_format = props.pop("container_format", None) or cloud.personality.container_formats[0]

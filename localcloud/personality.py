@@ -66,6 +66,8 @@ SCHEMA: dict[str, Any] = {
         "upload": {"type": "array", "minItems": 1, "uniqueItems": True,
                    "items": {"enum": list(UPLOADS)}},
         "format_check": {"type": "boolean"},
+        # all: an import task takes any image property; name: only the name (the task fails)
+        "task_image_properties": {"enum": ["all", "name"]},
         "token_ttl": {"type": "integer", "minimum": 1},
         "image_listing": {
             "type": "object", "additionalProperties": False,
@@ -114,6 +116,7 @@ class Personality:
     container_formats: tuple[str, ...]
     upload: tuple[str, ...]
     format_check: bool = False
+    task_image_properties: str = "all"
     token_ttl: int | None = None
     faults: tuple[dict, ...] = ()
     compute: dict = field(default_factory=lambda: dict(DEFAULT_COMPUTE), compare=False)
@@ -216,6 +219,7 @@ def from_dict(data: dict, source: str = "<data>") -> Personality:
         disk_formats=tuple(data["disk_formats"]),
         container_formats=tuple(data["container_formats"]),
         upload=tuple(data["upload"]), format_check=data.get("format_check", False),
+        task_image_properties=data.get("task_image_properties", "all"),
         token_ttl=data.get("token_ttl"),
         faults=tuple(data.get("faults", ())),
         compute=dict(DEFAULT_COMPUTE, **(data.get("compute") or {})),

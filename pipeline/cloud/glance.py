@@ -52,6 +52,7 @@ class Image:
     os_hash_value: str | None = None
     properties: dict[str, str] = field(default_factory=dict)
     created_at: str | None = None
+    visibility: str | None = None
 
     @classmethod
     def from_v2(cls, body: Mapping[str, Any]) -> Image:
@@ -61,7 +62,7 @@ class Image:
                    container_format=body.get("container_format"), size=body.get("size"),
                    checksum=body.get("checksum"), os_hash_algo=body.get("os_hash_algo"),
                    os_hash_value=body.get("os_hash_value"), properties=props,
-                   created_at=body.get("created_at"))
+                   created_at=body.get("created_at"), visibility=body.get("visibility"))
 
     @classmethod
     def from_v1(cls, body: Mapping[str, Any]) -> Image:
@@ -212,10 +213,15 @@ class Glance(Api):
             spec["uri"] = uri
         self.call("POST", f"images/{image_id}/import", json={"method": spec})
 
-    def set_properties(self, image: Image, properties: Mapping[str, str]) -> None:
-        """Add or replace properties (v2 JSON patch, v1 property headers)."""
+    def set_properties(self, image: Image, properties: Mapping[str, str],
+                       visibility: str | None = None) -> None:
+        """Add or replace properties (v2 JSON patch, v1 property headers), and on v2
+        the visibility (what an import task that takes only a name could not set)."""
         missing = {k: str(v) for k, v in properties.items() if image.properties.get(k) != str(v)}
-        if not missing:
+        patch = []
+        if self.version != "1" and visibility and image.visibility not in (None, visibility):
+            patch.append({"op": "replace", "path": "/visibility", "value": visibility})
+        if not missing and not patch:
             return
         if self.version == "1":
             # v1 replaces every property with those sent (purge-props defaults to true):
@@ -225,7 +231,7 @@ class Glance(Api):
             self.call("PUT", f"images/{image.id}",
                       headers={**headers, "x-glance-registry-purge-props": "false"})
             return
-        patch = [{"op": "add", "path": f"/{k}", "value": v} for k, v in missing.items()]
+        patch += [{"op": "add", "path": f"/{k}", "value": v} for k, v in missing.items()]
         self.call("PATCH", f"images/{image.id}", json=patch, headers=JSON_PATCH)
 
     def wait_active(self, image_id: str, timeout: float, poll: float) -> Image:

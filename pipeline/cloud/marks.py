@@ -61,6 +61,12 @@ def is_this_build(image: Image, build: BuildInfo) -> bool:
     return props.get(MANAGED) == "true" and props.get(BUILD) == build.build_id
 
 
+def awaiting_marks(image: Image, build: BuildInfo) -> bool:
+    """Named as this build's image but not marked yet: an import task that may carry only
+    the name made it, and the marks come by PATCH once it is active."""
+    return image.name == build.cloud_image_name and MANAGED not in image.properties
+
+
 def made_by_imagefleet(image: Image, image_name: str) -> bool:
     """Ours under ``image_name`` (any build): what retention may weigh and delete."""
     return (image.properties.get(MANAGED) == "true"

@@ -31,6 +31,12 @@ LOG = logging.getLogger(__name__)
 
 USER_AGENT = "imagefleet"
 
+# Seconds to connect, and to wait for each socket read, when clouds.yaml has no
+# ``api_timeout``.  urllib3 also applies the connect timeout to each send of a
+# request body, so a stalled upload ends after that long without progress.
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 60.0
+
 # clouds.yaml (os-client-config) names that differ from keystoneauth's.
 _V2_RENAMES = {"project_name": "tenant_name", "project_id": "tenant_id"}
 
@@ -139,8 +145,18 @@ def auth_plugin(cloud: CloudConfig):
     return plugin
 
 
+def request_timeouts(cloud: CloudConfig) -> tuple[float, float]:
+    """requests' ``(connect, read)`` timeout for every call to ``cloud``.
+
+    Each bounds one socket operation, not the whole call: a long transfer runs
+    as long as bytes move, and a stalled one ends.
+    """
+    given = cloud.api_timeout
+    return (given, given) if given else (CONNECT_TIMEOUT, READ_TIMEOUT)
+
+
 def make_session(cloud: CloudConfig) -> ksa_session.Session:
-    """The one keystoneauth1 Session for ``cloud``."""
+    """The one keystoneauth1 Session for ``cloud``, every call under ``request_timeouts``."""
     entry = cloud.config
     auth_type = choose_auth_type(entry)
     plugin = auth_plugin(cloud)
@@ -149,8 +165,12 @@ def make_session(cloud: CloudConfig) -> ksa_session.Session:
         cert = (cert, entry["key"])
     LOG.debug("%s: session with %s auth, region %s, interface %s",
               cloud.name, auth_type, cloud.region_name, cloud.interface)
-    return ksa_session.Session(auth=plugin, verify=verify_option(entry), cert=cert,
-                               app_name=USER_AGENT)
+    session = ksa_session.Session(auth=plugin, verify=verify_option(entry), cert=cert,
+                                  app_name=USER_AGENT)
+    # Session(timeout=) takes one number; request() hands ``timeout`` to requests
+    # unchanged, and requests takes the (connect, read) pair.
+    session.timeout = request_timeouts(cloud)
+    return session
 
 
 def adapter(session: ksa_session.Session, cloud: CloudConfig, service_type: str,
@@ -252,6 +272,9 @@ def translate(exc: Exception, *, where: str | None = None,
             err.cause = f"Keystone rejected the credentials ({exc.http_status})"
             err.step = "auth"
         return err
+    if isinstance(exc, ksa_exc.ConnectionError) and timed_out(exc):
+        return errors.TimedOut(f"no progress within the timeout ({_short(exc)})",
+                               where=where, step=step)
     if isinstance(exc, ksa_exc.SSLError):
         return errors.CloudError(f"TLS failure: {_short(exc)}", where=where, step=step)
     if isinstance(exc, ksa_exc.ConnectionError):
@@ -278,6 +301,11 @@ def cloud_errors(where: str | None, step: str | None = None) -> Iterator[None]:
     except errors.PipelineError as e:
         e.at(where, step)
         raise
+
+
+def timed_out(exc: BaseException) -> bool:
+    """A socket timeout, however the HTTP stack wrapped it (read, connect or write)."""
+    return isinstance(exc, ksa_exc.ConnectTimeout) or "timed out" in str(exc)
 
 
 def _service_of(exc: ksa_exc.HttpError) -> str:

@@ -27,7 +27,7 @@ from swiftclient.service import SwiftError, SwiftService, SwiftUploadObject
 from swiftclient.utils import generate_temp_url
 
 from pipeline.cloud.connection import Connection
-from pipeline.cloud.session import cloud_errors, verify_option
+from pipeline.cloud.session import cloud_errors, request_timeouts, timed_out, verify_option
 from pipeline.core import errors
 from pipeline.core.progress import FileReader, Progress
 
@@ -101,6 +101,7 @@ class SwiftStaging:
         options: dict[str, Any] = dict.fromkeys(_NO_AMBIENT_AUTH)
         options.update({
             "os_auth_token": token, "os_storage_url": storage_url, "retries": 0,
+            "timeout": request_timeouts(self.cloud),
             "insecure": verify is False, "os_cacert": verify if isinstance(verify, str) else None,
             "segment_threads": SEGMENT_THREADS, "object_uu_threads": 2,
             "object_dd_threads": SEGMENT_THREADS, "container_threads": 2,
@@ -283,5 +284,14 @@ def swift_error(res: Mapping[str, Any], what: str, where: str) -> errors.Pipelin
         return errors.from_status(status, cause, where=where, step="staging")
     if isinstance(err, ClientException | SwiftError) or err is None:
         return errors.UploadError(f"Swift: {what}: {err}", where=where, step="staging")
-    return errors.ConnectionFailed(f"Swift: {what}: {type(err).__name__}: {err}",
+    if timed_out(err):
+        return errors.TimedOut(f"Swift: {what}: no progress within the timeout "
+                               f"({type(err).__name__}: {_first_line(err)})",
+                               where=where, step="staging")
+    return errors.ConnectionFailed(f"Swift: {what}: {type(err).__name__}: {_first_line(err)}",
                                    where=where, step="staging")
+
+
+def _first_line(err: Any) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:300] if lines else ""

@@ -22,7 +22,13 @@ from typing import Any
 from pipeline.cloud.connection import Connection
 from pipeline.cloud.discovery import ImageApi
 from pipeline.cloud.glance import Glance, Image
-from pipeline.cloud.marks import SHA256, BuildInfo, image_properties, is_this_build
+from pipeline.cloud.marks import (
+    SHA256,
+    BuildInfo,
+    awaiting_marks,
+    image_properties,
+    is_this_build,
+)
 from pipeline.cloud.mechanism import Mechanism, choose_upload_mechanism
 from pipeline.cloud.session import cloud_errors
 from pipeline.cloud.staging import StagedObject, SwiftStaging
@@ -177,10 +183,17 @@ class _Upload:
                   if self.image.task_import_from == "temp-url"
                   else staged.import_from)
         attempt.task_id = self.glance.create_import_task(
-            source, self.disk_format, {**self._v2_fields(), **self.props})
+            source, self.disk_format, self._task_image_properties())
         image_id = self.glance.wait_task(attempt.task_id, self.timeout, self.poll)
         attempt.images.append(image_id)
         return image_id
+
+    def _task_image_properties(self) -> dict[str, Any]:
+        """What the import task may carry; with ``name`` only, ``_once`` PATCHes the rest
+        once the image is active (as openstacksdk's task upload does)."""
+        if self.image.task_image_properties == "name":
+            return {"name": self.name}
+        return {**self._v2_fields(), **self.props}
 
     def web_download(self, attempt: _Attempt, progress: Progress) -> str:
         staged = self._stage(attempt, progress)
@@ -271,7 +284,7 @@ class _Upload:
         if image.disk_format != self.disk_format:
             raise errors.UploadError(f"image {image.id} arrived as {image.disk_format}, "
                                      f"not {self.disk_format}", where=self.where)
-        self.glance.set_properties(image, self.props)
+        self.glance.set_properties(image, self.props, visibility=self.image.visibility)
         if self.metadata.protected:
             self.glance.protect(image)
         if attempt.staged is not None:
@@ -294,9 +307,13 @@ class _Upload:
         return None
 
     def _sweep(self) -> None:
-        """Delete our unfinished images of this name (left by an interrupted run)."""
-        for image in self._ours():
-            if image.status != "active":
+        """Delete our unfinished images of this name (left by an interrupted run or a stuck
+        import task), those a name-only import task made before they were marked too."""
+        name_only = self.image.task_image_properties == "name"
+        for image in self.glance.find(self.name):
+            ours = is_this_build(image, self.build) or (name_only
+                                                         and awaiting_marks(image, self.build))
+            if ours and image.status != "active":
                 LOG.info("%s: deleting unfinished image %s (%s)", self.where, image.id,
                          image.status)
                 self.glance.delete(image.id)

@@ -170,6 +170,10 @@ class ConnectionFailed(Retriable, CloudError):
     """The connection was refused, reset or timed out."""
 
 
+class TimedOut(ConnectionFailed):
+    """A call made no progress within its connect or read timeout: a stalled connection."""
+
+
 class QuotaExceeded(CloudError):
     """A quota is exhausted (images, floating IPs, instances); not retried."""
 

@@ -66,6 +66,21 @@ class CloudConfig:
     def interface(self) -> str:
         return self.config.get("interface", "public")
 
+    @property
+    def api_timeout(self) -> float | None:
+        """os-client-config's ``api_timeout``: seconds a call may wait on the cloud."""
+        value = self.config.get("api_timeout")
+        if value in (None, ""):
+            return None
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = 0.0
+        if seconds <= 0 or isinstance(value, bool):
+            raise ConfigError(f"expected a positive number of seconds, not {value!r}",
+                              file=self.path, key=f"clouds.{self.name}.api_timeout")
+        return seconds
+
     def redacted(self) -> dict[str, Any]:
         return redact(self.config)
 

@@ -72,6 +72,7 @@ class ImageSection:
     visibility: str = "private"
     properties: dict[str, Any] = field(default_factory=dict)
     task_import_from: str = "object-path"
+    task_image_properties: str = "all"      # "name": the rest is PATCHed once active
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def image_metadata(self, base: MetadataSection | None = None) -> MetadataSection:

@@ -95,6 +95,27 @@ def test_swiftclient_retries_through_a_reset(lc):
     conn.delete_container("resets")
 
 
+def test_stall_holds_the_call_until_the_client_gives_up(lc, glance):
+    """A stalled call never answers; the hold ends when the client leaves (or at the bound)."""
+    lc.add_fault("dreamhost-like", kind="stall", seconds=30, method="GET", path="/images$")
+    began = time.monotonic()
+    with pytest.raises(ks_exc.ConnectTimeout):
+        glance.get("/images", timeout=1)
+    assert 1 <= time.monotonic() - began < 5
+    assert wait_for(lambda: lc.faults("dreamhost-like")[0]["holding"] == 0, timeout=5)
+    assert glance.get("/images").status_code == 200       # times: 1
+
+
+def test_stall_mid_body_ends_by_the_bound(lc, glance):
+    """With ``after_bytes`` the body stops being read; ``seconds`` bounds the hold."""
+    image_id = _image(glance)
+    lc.add_fault("dreamhost-like", kind="stall", seconds=1, after_bytes=100_000,
+                 method="PUT", path=FILE)
+    with pytest.raises(ks_exc.ConnectFailure):
+        glance.put(f"/images/{image_id}/file", data=os.urandom(2_000_000), headers=OCTET)
+    assert lc.faults("dreamhost-like")[0]["holding"] == 0
+
+
 def test_delay(lc, glance):
     lc.add_fault("dreamhost-like", kind="delay", seconds=0.5, method="GET", path="/images$")
     began = time.monotonic()
@@ -161,6 +182,8 @@ def test_glance_direct_import_failure(lc, sessions):
     {"kind": "stuck", "state": "active"},
     {"kind": "reset", "after_bytes": 1, "path": "("},
     {"kind": "delay", "seconds": 1, "bogus": 1},
+    {"kind": "stall", "seconds": 0},
+    {"kind": "stall", "seconds": 10_000},      # a stall is bounded: it never leaks
 ])
 def test_bad_fault_specs_are_400(lc, spec):
     with pytest.raises(LocalCloudError, match="400"):

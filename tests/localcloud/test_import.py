@@ -32,14 +32,25 @@ def _task(glance, source: str, **properties) -> dict:
 def test_task_import_from_a_segmented_swift_object(lc, rackspace, tmp_path):
     data = vhd_bytes()
     upload_segmented(lc, "rackspace-like", tmp_path, "image.vhd", data)
-    task = wait_task(rackspace, _task(rackspace, "staging/image.vhd", os_distro="centos")["id"])
+    task = wait_task(rackspace, _task(rackspace, "staging/image.vhd")["id"])
     assert task["status"] == "success", task["message"]
     image = rackspace.get(f"/images/{task['result']['image_id']}").json()
     assert image["status"] == "active" and image["checksum"] == md5(data)
     assert image["disk_format"] == "vhd" and image["container_format"] == "ovf"
-    assert image["name"] == "imported" and image["os_distro"] == "centos"
+    assert image["name"] == "imported"
     listed = rackspace.get("/tasks").json()["tasks"]
     assert task["id"] in [t["id"] for t in listed]
+
+
+def test_a_property_beside_the_name_fails_the_task(lc, rackspace, tmp_path):
+    """Rackspace Cloud Images: name is the only property image_properties may hold."""
+    upload_segmented(lc, "rackspace-like", tmp_path, "image.vhd", vhd_bytes())
+    task = wait_task(rackspace, _task(rackspace, "staging/image.vhd", os_distro="centos",
+                                      disk_format="vhd")["id"])
+    assert task["status"] == "failure"
+    assert task["message"] == ("Image import failed: name is the only property allowed in "
+                               "image_properties, not disk_format, os_distro")
+    assert rackspace.get("/images").json()["images"] == []
 
 
 def test_direct_upload_is_refused_on_a_task_only_cloud(rackspace):

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import time
 
 import pytest
 
+from pipeline.cloud import session as session_module
 from pipeline.cloud.session import (
     adapter,
     auth_options,
     choose_auth_type,
     cloud_errors,
     make_session,
+    request_timeouts,
     verify_option,
 )
 from pipeline.core import errors
@@ -134,3 +139,43 @@ def test_missing_secret_is_a_config_error_naming_it(entry, message):
     with pytest.raises(errors.ConfigError, match=message) as caught:
         make_session(cloud(entry))
     assert "clouds." in str(caught.value) and "TypeError" not in str(caught.value)
+
+
+@contextlib.contextmanager
+def silent_server():
+    """A socket that accepts connections and never answers: a stalled service."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+@pytest.mark.timeout(30)          # without timeouts the call would hang forever
+@pytest.mark.parametrize("extra", [{"api_timeout": 0.5}, {}])
+def test_a_stalled_call_ends_in_a_retriable_one_line_error(fake, extra, monkeypatch):
+    """clouds.yaml's api_timeout, else the default, bounds every call (here: a read)."""
+    monkeypatch.setattr(session_module, "READ_TIMEOUT", 1.0)     # the default, made short
+    with silent_server() as url:
+        entry = {"region_name": "RegionOne", "image_endpoint_override": url, **extra,
+                 **ENTRIES["v3 password"](fake.url)}
+        session = make_session(cloud(entry))
+        began = time.monotonic()
+        with pytest.raises(errors.TimedOut) as info:
+            with cloud_errors("testcloud", "upload"):
+                adapter(session, cloud(entry), "image").get("images")
+    assert time.monotonic() - began < 5
+    assert errors.is_retriable(info.value)
+    assert str(info.value).startswith("testcloud: upload: no progress within the timeout")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ({}, (session_module.CONNECT_TIMEOUT, session_module.READ_TIMEOUT)),
+    ({"api_timeout": 30}, (30.0, 30.0)), ({"api_timeout": "7.5"}, (7.5, 7.5)),
+])
+def test_request_timeouts(extra, expected):
+    assert request_timeouts(cloud(extra)) == expected
+
+
+@pytest.mark.parametrize("value", [0, -1, "soon", True])
+def test_a_bad_api_timeout_is_a_config_error(value):
+    with pytest.raises(errors.ConfigError, match="clouds.testcloud.api_timeout"):
+        request_timeouts(cloud({"api_timeout": value}))
