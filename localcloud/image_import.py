@@ -1,6 +1,11 @@
 """Glance v2 imports: tasks (``task``: the image comes from a Swift object) and
 interoperable import (``glance-direct``: stage the data, then ask for the import).
 
+An interoperable import is recorded as an ``api_image_import`` task of the image,
+listed by ``GET /v2/images/{id}/tasks`` where ``image_import.task_list`` is set; a
+failed one reverts the image to ``queued`` and, on a multi-store cloud only,
+names the store in ``os_glance_failed_import`` (docs/vendor-behaviour.md).
+
 Both run in the background as Glance does, so a client polls: a task goes
 pending -> processing -> success/failure, a glance-direct image goes
 queued -> uploading -> importing -> active. The ``task_fail`` and ``stuck``
@@ -16,8 +21,8 @@ import uuid
 
 from aiohttp import web
 
+from localcloud import image_conversion, object_large
 from localcloud import image_model as model
-from localcloud import object_large
 from localcloud.cloud import Cloud
 from localcloud.http import (
     CHUNK,
@@ -50,6 +55,8 @@ def render_task(doc: dict, brief: bool = False) -> dict:
            "schema": "/v2/schemas/task"}
     if not brief:
         out.update(input=doc["input"], result=doc["result"], message=doc["message"])
+    if doc.get("image_id"):
+        out["image_id"] = doc["image_id"]
     return out
 
 
@@ -249,12 +256,48 @@ async def import_image(request: web.Request) -> web.Response:
         raise HTTPFault(409, "Image needs to be staged before 'glance-direct' method can be "
                              "used")
     fail = take_fault(request, "task_fail")
+    task = _image_task(cloud, doc, request["token"]["project_id"], body)
     doc["_import"] = {"fail": (fail.params.get("message") or "import failed") if fail else None,
-                      "stuck": model.stuck_state(request)}
+                      "stuck": model.stuck_state(request), "task": task["id"]}
     doc["status"] = "importing"
+    if _multi_store(cloud):
+        doc["properties"]["os_glance_importing_to_stores"] = "local"
     model.save(cloud, doc)
     cloud.spawn(run_import(cloud, doc["id"]))
     return web.Response(status=202)
+
+
+def _multi_store(cloud: Cloud) -> bool:
+    return cloud.personality.image_import["stores"] == "multi"
+
+
+def _image_task(cloud: Cloud, doc: dict, owner: str, body: dict) -> dict:
+    """The ``api_image_import`` task Glance records for an import request."""
+    now = time.time()
+    task = {"id": str(uuid.uuid4()), "type": "api_image_import", "status": "pending",
+            "input": {"image_id": doc["id"], "import_req": body, "backend": ["local"]},
+            "result": None, "message": "", "owner": owner, "image_id": doc["id"],
+            "created_at": now, "updated_at": now, "expires_at": None}
+    _save_task(cloud, task)
+    return task
+
+
+def _set_task(cloud: Cloud, task_id: str | None, status: str, message: str = "") -> None:
+    """Move an image's import task on; a finished one expires after ``TASK_TTL``."""
+    task = cloud.store.get_record(cloud.name, KIND, task_id) if task_id else None
+    if task is not None:
+        ends = time.time() + TASK_TTL if status in ("success", "failure") else None
+        _save_task(cloud, task, status=status, message=message, expires_at=ends)
+
+
+async def image_tasks(request: web.Request) -> web.Response:
+    """GET /v2/images/{id}/tasks (Image API v2.12): the image's import tasks, newest first."""
+    cloud = request.app["cloud"]
+    doc = model.get_image(cloud, request.match_info["image_id"])
+    tasks = [t for t in cloud.store.list_records(cloud.name, KIND)
+             if t.get("image_id") == doc["id"]]
+    tasks.sort(key=lambda t: t["created_at"], reverse=True)
+    return json_response({"tasks": [render_task(t) for t in tasks]})
 
 
 async def run_import(cloud: Cloud, image_id: str) -> None:
@@ -263,28 +306,56 @@ async def run_import(cloud: Cloud, image_id: str) -> None:
     if doc is None or doc["status"] != "importing":
         return
     plan = doc.pop("_import", None) or {"fail": None, "stuck": None}
+    _set_task(cloud, plan.get("task"), "processing")
     staged = doc["_staged"]
+    blob, received = staged["blob"], Received(staged["size"], staged["md5"], staged["sha512"])
     failure = plan["fail"]
-    if failure is None:
-        try:
-            model.check_content(cloud, doc, cloud.store.blob_path(staged["blob"]))
-        except HTTPFault as e:
-            failure = e.message
+    try:
+        if failure is None:
+            model.check_content(cloud, doc, cloud.store.blob_path(blob))
+            blob, received = await _convert(cloud, doc, blob, received)
+    except HTTPFault as e:
+        failure = e.message
+    except image_conversion.ConversionFailed as e:
+        failure = str(e)
     doc["_staged"] = None
+    doc["properties"].pop("os_glance_importing_to_stores", None)
     if failure is not None:
-        cloud.store.remove_blob(staged["blob"])
+        cloud.store.remove_blob(blob)
         doc["status"] = "queued"
-        doc["properties"]["os_glance_failed_import"] = "local"
+        if _multi_store(cloud):
+            doc["properties"]["os_glance_failed_import"] = "local"
         model.save(cloud, doc)
+        _set_task(cloud, plan.get("task"), "failure", failure)
         return
     model.save(cloud, doc)
-    received = Received(staged["size"], staged["md5"], staged["sha512"])
-    model.finish(cloud, doc, staged["blob"], received, plan["stuck"])
+    model.finish(cloud, doc, blob, received, plan["stuck"])
+    _set_task(cloud, plan.get("task"), "success")
+
+
+async def _convert(cloud: Cloud, doc: dict, blob: str,
+                   received: Received) -> tuple[str, Received]:
+    """The image_conversion plugin, where the cloud has one: a new blob, a new disk_format."""
+    target = image_conversion.target_format(cloud, doc["disk_format"])
+    if target is None:
+        return blob, received
+    tmp = cloud.store.tmp_path()
+    try:
+        converted = await image_conversion.convert(cloud.store.blob_path(blob),
+                                                   doc["disk_format"], target, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    cloud.store.remove_blob(blob)
+    doc["disk_format"] = target
+    return cloud.store.commit_blob(tmp), converted
 
 
 def resume(cloud: Cloud) -> None:
     """Restart imports that a stop of the local cloud interrupted."""
     for task in cloud.store.list_records(cloud.name, KIND):
+        if task["type"] != "import":
+            continue
         if task["status"] in ("pending", "processing") and task["_stuck"] is None:
             cloud.spawn(run_task(cloud, task["id"]))
     for doc in model.list_images(cloud):
@@ -300,3 +371,5 @@ def add_routes(app: web.Application) -> None:
     r.add_get(f"{PREFIX}/info/import", import_info)
     r.add_put(f"{PREFIX}/images/{{image_id}}/stage", stage)
     r.add_post(f"{PREFIX}/images/{{image_id}}/import", import_image)
+    if app["cloud"].personality.image_import["task_list"]:
+        r.add_get(f"{PREFIX}/images/{{image_id}}/tasks", image_tasks)

@@ -55,8 +55,11 @@ def list_images(cloud: Cloud) -> list[dict]:
 
 
 def v2_minor(cloud: Cloud) -> int:
-    """The newest Glance v2.N served: v2.6+ (import, os_hidden at 2.7) only with import."""
-    return 9 if cloud.has("upload", "glance-direct") else 5
+    """The newest Glance v2.N served: v2.6+ (import, os_hidden at 2.7) only with import,
+    v2.12 (an image's task list) where ``image_import.task_list`` says so."""
+    if not cloud.has("upload", "glance-direct"):
+        return 5
+    return 12 if cloud.personality.image_import["task_list"] else 9
 
 
 def page_limit(cloud: Cloud, wanted: str | None) -> int:

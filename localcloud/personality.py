@@ -37,6 +37,13 @@ DEFAULT_COMPUTE = {"config_drive": False}
 DEFAULT_NETWORK = {"api": "none", "external": "public", "security_groups": False}
 # Glance's limit_param_default and api_limit_max: the page sizes of an image listing.
 DEFAULT_IMAGE_LISTING = {"limit_default": 25, "limit_max": 1000}
+# How interoperable import behaves (docs/vendor-behaviour.md "Failed interoperable import",
+# "Conversion on import"): stores "multi" names a failed store in os_glance_failed_import,
+# "single" only fails the image's import task; convert_to is the image_conversion plugin's
+# output_format; task_list serves GET /v2/images/{id}/tasks (Image API v2.12).
+DEFAULT_IMAGE_IMPORT = {"stores": "multi", "convert_to": None, "task_list": False}
+DISK_FORMATS = ["raw", "qcow2", "vhd", "vhdx", "vmdk", "vdi", "iso", "ploop", "ami", "ari",
+                "aki"]
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -58,8 +65,7 @@ SCHEMA: dict[str, Any] = {
                       "items": {"enum": ["v1", "v2"]}},
         "catalog": {"enum": ["versioned", "unversioned"]},
         "disk_formats": {"type": "array", "minItems": 1, "uniqueItems": True,
-                         "items": {"enum": ["raw", "qcow2", "vhd", "vhdx", "vmdk", "vdi",
-                                            "iso", "ploop", "ami", "ari", "aki"]}},
+                         "items": {"enum": DISK_FORMATS}},
         "container_formats": {"type": "array", "minItems": 1, "uniqueItems": True,
                               "items": {"enum": ["bare", "ovf", "ova", "ami", "ari", "aki",
                                                  "docker", "compressed"]}},
@@ -73,6 +79,11 @@ SCHEMA: dict[str, Any] = {
             "type": "object", "additionalProperties": False,
             "properties": {"limit_default": {"type": "integer", "minimum": 1},
                            "limit_max": {"type": "integer", "minimum": 1}}},
+        "image_import": {
+            "type": "object", "additionalProperties": False,
+            "properties": {"stores": {"enum": ["single", "multi"]},
+                           "convert_to": {"enum": [*DISK_FORMATS, None]},
+                           "task_list": {"type": "boolean"}}},
         "faults": {"type": "array", "items": {"type": "object"}},
         "compute": {
             "type": "object", "additionalProperties": False, "required": ["config_drive"],
@@ -124,6 +135,8 @@ class Personality:
     quotas: dict = field(default_factory=lambda: dict(QUOTA_DEFAULTS), compare=False)
     image_listing: dict = field(default_factory=lambda: dict(DEFAULT_IMAGE_LISTING),
                                 compare=False)
+    image_import: dict = field(default_factory=lambda: dict(DEFAULT_IMAGE_IMPORT),
+                               compare=False)
     source: str = ""
     data: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -181,6 +194,8 @@ def validate(data: Any, source: str = "<data>") -> None:
         needed = UPLOAD_NEEDS_API.get(mechanism)
         if needed and needed not in data["image_api"]:
             raise PersonalityError(f"{source}: upload: {mechanism} needs image API {needed}")
+    if data.get("image_import") and "glance-direct" not in data["upload"]:
+        raise PersonalityError(f"{source}: image_import needs the glance-direct upload")
     if "task" in data["upload"] and "object-store" not in data["services"]:
         raise PersonalityError(f"{source}: upload: task needs the object-store service")
     if data["auth_type"] == "application_credential" and "v3" not in data["identity"]:
@@ -226,6 +241,7 @@ def from_dict(data: dict, source: str = "<data>") -> Personality:
         network=dict(DEFAULT_NETWORK, **(data.get("network") or {})),
         quotas=dict(QUOTA_DEFAULTS, **(data.get("quotas") or {})),
         image_listing=dict(DEFAULT_IMAGE_LISTING, **(data.get("image_listing") or {})),
+        image_import=dict(DEFAULT_IMAGE_IMPORT, **(data.get("image_import") or {})),
         source=source, data=data)
 
 

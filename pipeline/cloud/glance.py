@@ -35,6 +35,9 @@ V1_META = "x-image-meta-"
 V1_PROP = "x-image-meta-property-"
 PAGE = 200                    # images asked per listing page (the cloud may cap it lower)
 HIDDEN_SINCE = 7              # os_hidden exists from Image API v2.7
+IMAGE_TASKS_SINCE = 12        # GET /v2/images/{id}/tasks exists from Image API v2.12
+IMPORTING = "os_glance_importing_to_stores"
+FAILED_IMPORT = "os_glance_failed_import"
 
 
 @dataclass
@@ -234,8 +237,13 @@ class Glance(Api):
         patch += [{"op": "add", "path": f"/{k}", "value": v} for k, v in missing.items()]
         self.call("PATCH", f"images/{image.id}", json=patch, headers=JSON_PATCH)
 
-    def wait_active(self, image_id: str, timeout: float, poll: float) -> Image:
-        """Poll until ``active``; ``killed`` and failed imports fail with what Glance says."""
+    def wait_active(self, image_id: str, timeout: float, poll: float,
+                    imported: bool = False) -> Image:
+        """Poll until ``active``; ``killed`` and failed imports fail with what Glance says.
+
+        ``imported``: an interoperable import was accepted, so ``queued`` with no store
+        still importing means it failed (single-store Glance says so only in the task list).
+        """
         status = "unknown"
         try:
             for _ in iterate_timeout(timeout, "image not active", wait=poll):
@@ -247,15 +255,45 @@ class Glance(Api):
                 status = image.status
                 if status == "active":
                     return image
-                failed = image.properties.get("os_glance_failed_import")
-                if status in FAILED or failed or status not in WAITING:
-                    detail = f" (import failed in {failed})" if failed else ""
+                failed = image.properties.get(FAILED_IMPORT)
+                reverted = (imported and status == "queued"
+                            and not image.properties.get(IMPORTING))
+                if failed or reverted:
+                    raise self._import_failed(image_id, failed)
+                if status in FAILED or status not in WAITING:
                     raise errors.UploadError(f"{self.service} image {image_id} went to "
-                                             f"{status}{detail}", where=self.where)
+                                             f"{status}", where=self.where)
         except errors.WaitTimeout as e:
             raise errors.WaitTimeout(f"{self.service} image {image_id} still {status} after "
                                      f"{timeout:g} s", where=self.where, step="upload") from e
         raise AssertionError("unreachable")
+
+    def _import_failed(self, image_id: str, stores: str | None) -> errors.UploadError:
+        """One line for a failed import: Glance's own message, from the image's task list."""
+        where = f" in {stores}" if stores else ""
+        message = self.import_task_failure(image_id)
+        if message is None:
+            message = "no reason given" + (
+                "" if self.api.minor is None or self.api.minor >= IMAGE_TASKS_SINCE else
+                f" (no image task list before Image API v2.{IMAGE_TASKS_SINCE})")
+        return errors.UploadError(f"{self.service} import of image {image_id} failed{where}: "
+                                  f"{message}", where=self.where)
+
+    def import_task_failure(self, image_id: str) -> str | None:
+        """The message of the image's newest failed task (Image API v2.12+), if any."""
+        if self.api.minor is not None and self.api.minor < IMAGE_TASKS_SINCE:
+            return None
+        try:
+            resp = self.call("GET", f"images/{image_id}/tasks", ok=(404,))
+        except errors.PipelineError as e:     # the reason is a bonus; the failure stands
+            LOG.debug("%s: task list of image %s: %s", self.where, image_id, e)
+            return None
+        if resp.status_code == 404:
+            return None
+        tasks = sorted(resp.json().get("tasks") or [], key=lambda t: t.get("created_at") or "",
+                       reverse=True)
+        return next((t.get("message") or "no message" for t in tasks
+                     if t.get("status") == "failure"), None)
 
     # --- tasks ------------------------------------------------------------
 

@@ -24,6 +24,7 @@ MD5 = "imagefleet_md5"
 SHA256 = "imagefleet_sha256"
 SHA512 = "imagefleet_sha512"
 VERIFIED = "imagefleet_verified"      # the test boot's outcome: "true" or "false"
+CONVERTED_FROM = "imagefleet_converted_from"   # the format we sent, where the cloud converted
 
 
 @dataclass(frozen=True)

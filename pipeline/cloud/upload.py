@@ -3,8 +3,9 @@
 ``upload_image`` picks the Glance API and the mechanism (pure decisions in
 ``discovery`` and ``mechanism``), skips the upload when an active image of ours
 with the same name and sha256 is already there, streams the file, waits for
-``active``, compares Glance's checksums with ours, and returns a JSON-ready
-``UploadRecord``.  Any failure (or an interrupt) deletes what the attempt made:
+``active``, compares Glance's checksums with ours (or, where the cloud converted
+an interoperable import, records the conversion and leaves the content to the
+test boot), and returns a JSON-ready ``UploadRecord``.  Any failure (or an interrupt) deletes what the attempt made:
 the half image and the staged Swift object.  Retriable errors (5xx, a reset
 connection) start over from the beginning with backoff, up to a cap; a 401 on
 the data request re-authenticates once; 413 and quota errors fail at once.
@@ -23,6 +24,7 @@ from pipeline.cloud.connection import Connection
 from pipeline.cloud.discovery import ImageApi
 from pipeline.cloud.glance import Glance, Image
 from pipeline.cloud.marks import (
+    CONVERTED_FROM,
     SHA256,
     BuildInfo,
     awaiting_marks,
@@ -43,6 +45,7 @@ from pipeline.settings.profile import MetadataSection
 LOG = logging.getLogger(__name__)
 
 TEMP_URL_SECONDS = 6 * 3600
+IMPORTS = (Mechanism.GLANCE_DIRECT, Mechanism.WEB_DOWNLOAD)   # Glance may convert these
 
 
 @dataclass
@@ -62,6 +65,7 @@ class UploadRecord:
     seconds: float
     attempts: int = 1
     skipped: bool = False
+    converted_by_cloud: dict[str, Any] | None = None   # {"from", "to", "size"}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,10 +86,29 @@ def metadata_fields(metadata: MetadataSection, api_version: str) -> dict[str, An
 
 def reusable(image: Image, build: BuildInfo, disk_format: str, digests: Digests) -> bool:
     """An active image of ours with the same content: a rerun uploads nothing."""
+    same_data = (image.disk_format == disk_format
+                 and (image.checksum is None or image.checksum == digests.md5))
     return (is_this_build(image, build) and image.status == "active"
             and image.properties.get(SHA256) == digests.sha256
-            and image.disk_format == disk_format
-            and (image.checksum is None or image.checksum == digests.md5))
+            and (same_data or recorded_conversion(image, disk_format) is not None))
+
+
+def converted_by_cloud(image: Image, sent_format: str, digests: Digests,
+                       imported: bool) -> dict[str, Any] | None:
+    """Glance's image_conversion plugin at work, not a bad upload: after an interoperable
+    import of ours (our sha256 recorded at create), disk_format and size both changed."""
+    if (not imported or image.disk_format in (None, sent_format)
+            or image.size in (None, digests.size)
+            or image.properties.get(SHA256) != digests.sha256):
+        return None
+    return {"from": sent_format, "to": image.disk_format, "size": image.size}
+
+
+def recorded_conversion(image: Image, sent_format: str) -> dict[str, Any] | None:
+    """The conversion an earlier upload recorded on the image (``CONVERTED_FROM``)."""
+    if image.properties.get(CONVERTED_FROM) != sent_format or image.disk_format == sent_format:
+        return None
+    return {"from": sent_format, "to": image.disk_format, "size": image.size}
 
 
 def checksum_problem(image: Image, digests: Digests) -> str | None:
@@ -277,14 +300,18 @@ class _Upload:
     def _once(self, mechanism: Mechanism, attempt: _Attempt, progress: Progress) -> Image:
         self._sweep()
         image_id = self.RUN[mechanism](self, attempt, progress)
-        image = self.glance.wait_active(image_id, self.timeout, self.poll)
-        problem = checksum_problem(image, self.digests)
-        if problem:
-            raise errors.ChecksumMismatch(f"image {image.id}: {problem}", where=self.where)
-        if image.disk_format != self.disk_format:
-            raise errors.UploadError(f"image {image.id} arrived as {image.disk_format}, "
-                                     f"not {self.disk_format}", where=self.where)
-        self.glance.set_properties(image, self.props, visibility=self.image.visibility)
+        imported = mechanism in IMPORTS
+        image = self.glance.wait_active(image_id, self.timeout, self.poll, imported=imported)
+        converted = converted_by_cloud(image, self.disk_format, self.digests, imported)
+        if converted:
+            LOG.warning("%s: Glance converted image %s from %s to %s (%d bytes); the test "
+                        "boot checks the content", self.where, image.id, converted["from"],
+                        converted["to"], converted["size"])
+        else:
+            self._check_arrived(image)
+        props = {**self.props, **({CONVERTED_FROM: self.disk_format} if converted else {})}
+        self.glance.set_properties(image, props, visibility=self.image.visibility)
+        image.properties.update(props)
         if self.metadata.protected:
             self.glance.protect(image)
         if attempt.staged is not None:
@@ -294,6 +321,14 @@ class _Upload:
             except errors.PipelineError as e:   # the image is good; X-Delete-After remains
                 LOG.warning("%s: staged object left to expire: %s", self.where, e)
         return image
+
+    def _check_arrived(self, image: Image) -> None:
+        problem = checksum_problem(image, self.digests)
+        if problem:
+            raise errors.ChecksumMismatch(f"image {image.id}: {problem}", where=self.where)
+        if image.disk_format != self.disk_format:
+            raise errors.UploadError(f"image {image.id} arrived as {image.disk_format}, "
+                                     f"not {self.disk_format}", where=self.where)
 
     # --- what is already there, and what to remove ------------------------
 
@@ -351,7 +386,8 @@ class _Upload:
             mechanism=mechanism.value, api_version=self.glance.version,
             disk_format=self.disk_format, checksum=image.checksum or self.digests.md5,
             sha256=self.digests.sha256, size=self.digests.size, bytes=sent,
-            seconds=round(time.monotonic() - start, 3), attempts=attempts, skipped=skipped)
+            seconds=round(time.monotonic() - start, 3), attempts=attempts, skipped=skipped,
+            converted_by_cloud=recorded_conversion(image, self.disk_format))
 
 
 def upload_image(cloud: Cloud, image_path: str | os.PathLike, build: BuildInfo, *,

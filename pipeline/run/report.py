@@ -30,6 +30,7 @@ class CloudRow:
     upload_seconds: float | None = None
     upload_rate_mib_s: float | None = None
     skipped_upload: bool = False
+    converted_by_cloud: dict | None = None   # {"from", "to", "size"}: Glance converted on import
     verify: str | None = None
     address: str | None = None
     address_source: str | None = None
@@ -67,6 +68,7 @@ def cloud_row(cloud: str, profile: str, disk_format: str, *, build: dict | None,
         row.image_id = upload.get("image_id")
         row.bytes = upload.get("bytes")
         row.skipped_upload = bool(upload.get("skipped"))
+        row.converted_by_cloud = upload.get("converted_by_cloud")
         row.upload_seconds = upload.get("seconds")
         if row.bytes and row.upload_seconds:
             row.upload_rate_mib_s = round(row.bytes / 2**20 / row.upload_seconds, 1)
@@ -89,6 +91,14 @@ def accel_note(local_boot: dict) -> str | None:
         return (f"{fallback['from'].upper()} boot failed after {fallback['seconds_lost']:g} s "
                 f"({fallback['why']}); booted again under {fallback['to'].upper()}")
     return local_boot.get("accel_why")
+
+
+def conversion_note(converted: dict | None) -> str:
+    """How the cloud changed our upload, for the details column ("" if it did not)."""
+    if not converted:
+        return ""
+    return (f", converted by the cloud from {converted['from']} to {converted['to']} "
+            f"({converted['size']} bytes)")
 
 
 def make_report(run_id: str, build_id: str, rows: list[CloudRow],
@@ -179,7 +189,8 @@ def render_html(report: dict[str, Any]) -> str:
         cells = "".join(
             f'<td class="{e(c["stages"][s])}" style="background:{_COLOURS[c["stages"][s]]}">'
             f'{e(c["stages"][s])}</td>' for s in STAGES)
-        detail = (f"{e(_fmt(c['mechanism']))}, {e(_fmt(c['upload_rate_mib_s'], ' MiB/s'))}; "
+        detail = (f"{e(_fmt(c['mechanism']))}, {e(_fmt(c['upload_rate_mib_s'], ' MiB/s'))}"
+                  f"{e(conversion_note(c.get('converted_by_cloud')))}; "
                   f"{e(_fmt(c['address']))} via {e(_fmt(c['address_source']))}, "
                   f"reachable after {e(_fmt(c['seconds_to_reachable'], ' s'))}; "
                   f"local boot under {e(_fmt(c.get('accel')))}"

@@ -428,6 +428,7 @@ def test_record_is_json_ready(lc, profiles, images, cleanup):
 def test_failed_interoperable_import_is_clear_and_leaves_nothing(lc, profiles, images):
     lc.add_fault("vexxhost-like", kind="task_fail", method="POST", path="/import$")
     cloud = make_cloud(lc, profiles, "vexxhost-like", profile_changes={"upload": ["glance-direct"]})
-    with pytest.raises(errors.UploadError, match=r"went to queued \(import failed in local\)"):
+    with pytest.raises(errors.UploadError,
+                       match=r"import of image \S+ failed in local: no reason given"):
         upload_image(cloud, images["qcow2"], new_build(), **FAST)
     assert_only(lc, "vexxhost-like", [])

@@ -128,3 +128,61 @@ def test_no_interoperable_import_without_the_flag(lc, sessions):
                            raise_exc=False)
     assert staged.status_code == 404
     dreamhost.delete(f"/images/{image_id}")
+
+
+# --- a single-store Ceph cloud that converts on import (docs/vendor-behaviour.md) -------
+CONVERTING = {"stores": "single", "convert_to": "raw", "task_list": True}
+
+
+@pytest.fixture(scope="module")
+def converting(tmp_path_factory):
+    """Glance v2 of a vexxhost-like cloud with ``image_import`` CONVERTING."""
+    from localcloud.testing import personality_file, running_cloud
+    from tests.localcloud.conftest import make_session
+    d = tmp_path_factory.mktemp("converting")
+    with running_cloud([personality_file(d, "vexxhost-like", image_import=CONVERTING)],
+                       d / "data") as cloud:
+        yield cloud, image_adapter(make_session(cloud, "vexxhost-like"), cloud,
+                                   "vexxhost-like", 2)
+
+
+def _stage_and_import(glance, data: bytes) -> str:
+    image_id = glance.post("/images", json={"name": "gd", "disk_format": "qcow2",
+                                            "container_format": "bare"}).json()["id"]
+    glance.put(f"/images/{image_id}/stage", data=data, headers=OCTET)
+    glance.post(f"/images/{image_id}/import", json={"method": {"name": "glance-direct"}})
+    return image_id
+
+
+def _finished_task(glance, image_id: str) -> dict:
+    return wait_for(lambda: next((t for t in glance.get(f"/images/{image_id}/tasks").json()[
+        "tasks"] if t["status"] in ("success", "failure")), None))
+
+
+def test_single_store_failed_import_is_only_in_the_image_task_list(converting):
+    lc, glance = converting
+    lc.add_fault("vexxhost-like", kind="task_fail", message="Image import failed: no space")
+    image_id = _stage_and_import(glance, qcow2_bytes())
+    task = _finished_task(glance, image_id)
+    assert (task["status"], task["message"]) == ("failure", "Image import failed: no space")
+    assert task["type"] == "api_image_import" and task["image_id"] == image_id
+    image = glance.get(f"/images/{image_id}").json()
+    assert image["status"] == "queued" and "os_glance_failed_import" not in image
+    glance.delete(f"/images/{image_id}")
+
+
+def test_conversion_on_import_rewrites_format_size_and_checksums(converting, tmp_path):
+    import subprocess
+    lc, glance = converting
+    raw = tmp_path / "disk.raw"
+    raw.write_bytes(os.urandom(1 << 20))
+    qcow2 = tmp_path / "disk.qcow2"
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(qcow2)],
+                   check=True)
+    image_id = _stage_and_import(glance, qcow2.read_bytes())
+    assert _finished_task(glance, image_id)["status"] == "success"
+    image = glance.get(f"/images/{image_id}").json()
+    assert (image["status"], image["disk_format"]) == ("active", "raw")
+    assert image["size"] == 1 << 20 and image["checksum"] == md5(raw.read_bytes())
+    assert glance.get(f"/images/{image_id}/file").content == raw.read_bytes()
+    glance.delete(f"/images/{image_id}")

@@ -9,8 +9,13 @@ import os
 import pytest
 
 from pipeline.cloud.glance import Image
-from pipeline.cloud.marks import BuildInfo, image_properties, is_this_build
-from pipeline.cloud.upload import checksum_problem, reusable
+from pipeline.cloud.marks import CONVERTED_FROM, BuildInfo, image_properties, is_this_build
+from pipeline.cloud.upload import (
+    checksum_problem,
+    converted_by_cloud,
+    recorded_conversion,
+    reusable,
+)
 from pipeline.core import checksums
 from pipeline.core.checksums import cache_path, compute_digests, file_digests
 
@@ -126,3 +131,37 @@ def test_checksum_problem(tmp_path, change, problem):
         assert found is None
     else:
         assert problem in found
+
+
+CONVERTED = {"disk_format": "raw", "size": 10 * 2**20, "checksum": "0" * 32,
+             "os_hash_value": "0" * 128}
+
+
+@pytest.mark.parametrize("change, imported, expected", [
+    (CONVERTED, True, {"from": "qcow2", "to": "raw", "size": 10 * 2**20}),
+    (CONVERTED, False, None),                                  # a PUT is never converted
+    ({**CONVERTED, "disk_format": "qcow2"}, True, None),       # same format: a bad upload
+    ({**CONVERTED, "size": None}, True, None),
+    ({**CONVERTED, "properties": {}}, True, None),             # not our recorded upload
+    ({}, True, None),
+])
+def test_converted_by_cloud(tmp_path, change, imported, expected):
+    d = _digests(tmp_path)
+    assert converted_by_cloud(_image(d, **change), "qcow2", d, imported) == expected
+
+
+def test_mismatch_without_format_change_is_still_a_problem(tmp_path):
+    d = _digests(tmp_path)
+    image = _image(d, checksum="0" * 32, size=d.size + 1)
+    assert converted_by_cloud(image, "qcow2", d, True) is None
+    assert "md5" in checksum_problem(image, d)
+
+
+def test_a_recorded_conversion_is_reusable(tmp_path):
+    d = _digests(tmp_path)
+    image = _image(d, **CONVERTED)
+    assert not reusable(image, BUILD, "qcow2", d)
+    image.properties[CONVERTED_FROM] = "qcow2"
+    assert reusable(image, BUILD, "qcow2", d)
+    assert recorded_conversion(image, "qcow2") == {"from": "qcow2", "to": "raw",
+                                                   "size": 10 * 2**20}

@@ -98,3 +98,14 @@ def test_a_failure_without_a_column_is_named_by_its_stage():
                      failed_stage="retention")
     table = render_table(make_report("r", "abc", [good, late], tasks_run={}))
     assert "work done: none; failed: ovh (retention)" in table
+
+
+def test_a_conversion_by_the_cloud_shows_in_the_row(tmp_path):
+    converted = {"from": "qcow2", "to": "raw", "size": 2**30}
+    row = cloud_row("vexx", "vexxhost-like", "qcow2", build={}, convert={}, local_boot={},
+                    upload={**UPLOAD, "converted_by_cloud": converted}, verify=VERIFY,
+                    error=None, failed_stage=None)
+    assert row.converted_by_cloud == converted and row.status == "done"
+    report = make_report("2026-11-23", "abc", [row])
+    assert report["clouds"][0]["converted_by_cloud"] == converted
+    assert "converted by the cloud from qcow2 to raw" in render_html(report)
