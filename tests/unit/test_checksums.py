@@ -8,14 +8,14 @@ import os
 
 import pytest
 
-from pipeline.cloud.glance import Image
-from pipeline.cloud.marks import CONVERTED_FROM, BuildInfo, image_properties, is_this_build
-from pipeline.cloud.upload import (
+from pipeline.cloud.arrival import (
     checksum_problem,
     converted_by_cloud,
     recorded_conversion,
     reusable,
 )
+from pipeline.cloud.glance import Image
+from pipeline.cloud.marks import CONVERTED_FROM, BuildInfo, image_properties, is_this_build
 from pipeline.core import checksums
 from pipeline.core.checksums import cache_path, compute_digests, file_digests
 

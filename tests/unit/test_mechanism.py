@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.cloud.arrival import metadata_fields
 from pipeline.cloud.mechanism import Mechanism, choose_upload_mechanism, upload_priority
 from pipeline.core.errors import UploadError
 from pipeline.settings.config import load_profiles
+from pipeline.settings.profile import MetadataSection
 from tests.conftest import REPO
 
 # shape: (profile's image.upload, Glance major, import methods, object-store?, expected)
@@ -96,8 +98,6 @@ def test_upload_priority_longest_first(upload_list, priority):
     ("1", {"min_disk": "2", "min_ram": "512"}),                     # hp-like: headers, no tags
 ])
 def test_metadata_fields_by_api(api, expected):
-    from pipeline.cloud.upload import metadata_fields
-    from pipeline.settings.profile import MetadataSection
     meta = MetadataSection(min_disk=2, min_ram=512, protected=True, tags=("lts",))
     assert metadata_fields(meta, api) == expected
     assert metadata_fields(MetadataSection(), api) == {}           # today's defaults: nothing
