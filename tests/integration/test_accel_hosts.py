@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -87,26 +88,18 @@ exec @REAL@ "${args[@]}"
 """
 
 
-@pytest.fixture(scope="module")
-def image() -> Path:
-    return tiny_image("raw")
-
-
-@pytest.fixture
-def stand_in(tmp_path, monkeypatch) -> Path:
-    """PATH with the paused-KVM qemu first; returns its directory."""
-    real = shutil.which("qemu-system-x86_64")
-    directory = tmp_path / "bin"
-    directory.mkdir()
+def write_stand_in(directory: Path) -> Path:
+    """A directory holding the paused-KVM ``qemu-system-x86_64``, to put first on PATH."""
+    directory.mkdir(parents=True, exist_ok=True)
     script = directory / "qemu-system-x86_64"
-    script.write_text(STAND_IN.replace("@REAL@", real))
+    script.write_text(STAND_IN.replace("@REAL@", shutil.which("qemu-system-x86_64")))
     script.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{directory}{os.pathsep}{os.environ['PATH']}")
     return directory
 
 
 def boot(image: Path, work: Path, setting: str = "auto", *, private_dev: bool = False,
-         broken_kvm: bool = False) -> dict:
+         broken_kvm: bool = False, stand_in: Path | None = None) -> dict:
+    """One local boot in a process of its own, in the simulated host; its record."""
     argv = [sys.executable, "-c", DRIVER, str(image), str(work), setting, str(STALL),
             str(BOOT_TIMEOUT)]
     if private_dev:
@@ -114,62 +107,92 @@ def boot(image: Path, work: Path, setting: str = "auto", *, private_dev: bool = 
     env = dict(os.environ, BROKEN_KVM="1" if broken_kvm else "0",
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO),
                                                         os.environ.get("PYTHONPATH")])))
+    if stand_in is not None:
+        env["PATH"] = f"{stand_in}{os.pathsep}{env['PATH']}"
     env.pop(accel.ENV, None)
     done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO,
                           timeout=BOOT_TIMEOUT + 120, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
+    if done.returncode != 0:
+        raise AssertionError(done.stderr[-3000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def cached(work: Path) -> dict:
-    return json.loads((work / "accel.json").read_text())
+def cached_kvm_then_again(image: Path, work: Path, stand_in: Path) -> tuple[dict, dict, dict]:
+    """A cache that says "kvm" on a host whose KVM stalls: the boot, the cache after, the next."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "accel.json").write_text(json.dumps({accel.host_key(): {
+        "accel": "kvm", "why": "an earlier probe", "source": "probe",
+        "kvm_seconds": 0.05, "tcg_seconds": 0.4}}))
+    first = boot(image, work, stand_in=stand_in)
+    cache = json.loads((work / "accel.json").read_text())
+    return first, cache, boot(image, work, stand_in=stand_in)
 
 
-def test_no_dev_kvm_boots_under_tcg(image, tmp_path):
-    record = boot(image, tmp_path, private_dev=True)
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory) -> dict:
+    """Every simulated host's boots, two at a time (one TCG guest per core)."""
+    image = tiny_image("raw")
+    root = tmp_path_factory.mktemp("accel-hosts")
+    stand_in = write_stand_in(root / "bin")
+    runs = {
+        "no-kvm": lambda: boot(image, root / "no-kvm", private_dev=True),
+        "broken-kvm": lambda: boot(image, root / "broken-kvm", private_dev=True,
+                                   broken_kvm=True),
+        "stalling-auto": lambda: boot(image, root / "stalling-auto", stand_in=stand_in),
+        "stalling-forced": lambda: boot(image, root / "stalling-forced", "kvm",
+                                        stand_in=stand_in),
+        "stalling-cached": lambda: cached_kvm_then_again(image, root / "stalling-cached",
+                                                         stand_in),
+    }
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(run) for name, run in runs.items()}
+        for future in futures.values():
+            future.exception()            # wait for every host
+    return {**futures, "root": root}
+
+
+def test_no_dev_kvm_boots_under_tcg(hosts):
+    record = hosts["no-kvm"].result()
     assert record["accel"] == "tcg" and "/dev/kvm missing" in record["accel_why"]
     assert record["accel_fallback"] is None
     assert record["banner"] == BANNER.decode()
 
 
-def test_dev_kvm_that_fails_to_initialise_boots_under_tcg(image, tmp_path):
-    record = boot(image, tmp_path, private_dev=True, broken_kvm=True)
+def test_dev_kvm_that_fails_to_initialise_boots_under_tcg(hosts):
+    record = hosts["broken-kvm"].result()
     assert record["accel"] == "tcg" and record["accel_why"].startswith("KVM: qemu exited")
     assert record["accel_fallback"] is None
     assert record["banner"] == BANNER.decode()
 
 
-def test_kvm_that_makes_no_progress_fails_the_probe_within_its_bound(image, tmp_path,
-                                                                      stand_in):
-    record = boot(image, tmp_path)
+def test_kvm_that_makes_no_progress_fails_the_probe_within_its_bound(hosts):
+    record = hosts["stalling-auto"].result()
     assert record["accel"] == "tcg" and "made no progress" in record["accel_why"]
     assert record["accel_fallback"] is None
     assert record["banner"] == BANNER.decode()
 
 
-def test_forced_kvm_that_stalls_is_stopped_and_booted_under_tcg(image, tmp_path, stand_in):
-    record = boot(image, tmp_path, "kvm")
+def test_forced_kvm_that_stalls_is_stopped_and_booted_under_tcg(hosts):
+    record = hosts["stalling-forced"].result()
     fallback = record["accel_fallback"]
     assert record["accel"] == "tcg" and fallback["from"] == "kvm"
     assert "nothing past the boot loader" in fallback["why"]
     assert STALL <= fallback["seconds_lost"] <= STALL + SLACK
     assert record["banner"] == BANNER.decode()
-    assert not (tmp_path / "accel.json").exists()      # a setting is not a finding
+    assert not (hosts["root"] / "stalling-forced" / "accel.json").exists()  # not a finding
 
 
-def test_cached_kvm_that_stalls_is_dropped_and_probed_again(image, tmp_path, stand_in):
-    (tmp_path / "accel.json").write_text(json.dumps({accel.host_key(): {
-        "accel": "kvm", "why": "an earlier probe", "source": "probe",
-        "kvm_seconds": 0.05, "tcg_seconds": 0.4}}))
-    record = boot(image, tmp_path)
+def test_cached_kvm_that_stalls_is_dropped_and_probed_again(hosts):
+    record, cache, again = hosts["stalling-cached"].result()
     assert record["accel_fallback"]["seconds_lost"] <= STALL + SLACK
     assert record["accel"] == "tcg" and record["banner"] == BANNER.decode()
-    assert cached(tmp_path)[accel.host_key()]["accel"] == "tcg"
-    again = boot(image, tmp_path)                       # the next boot goes straight to TCG
-    assert again["accel"] == "tcg" and again["accel_fallback"] is None
+    assert cache[accel.host_key()]["accel"] == "tcg"
+    assert again["accel"] == "tcg" and again["accel_fallback"] is None   # straight to TCG
 
 
-def test_local_cloud_guest_falls_back_from_a_stalled_kvm(tmp_path, stand_in):
+def test_local_cloud_guest_falls_back_from_a_stalled_kvm(tmp_path, monkeypatch):
+    stand_in = write_stand_in(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{stand_in}{os.pathsep}{os.environ['PATH']}")
     with running_cloud(["ovh-like"], tmp_path / "lc",
                        extra_args=["--accel", "kvm", "--stall-timeout", str(STALL)]) as lc:
         sess = make_session(lc, "ovh-like")
