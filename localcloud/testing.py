@@ -22,6 +22,8 @@ from typing import Any
 import requests
 import yaml
 
+from localcloud.personality import PERSONALITY_DIR
+
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 30.0
 
@@ -137,7 +139,6 @@ def personality_file(directory: Path, base: str, **changes: Any) -> str:
     For a test that needs one flag different, e.g. small listing pages:
     ``personality_file(d, "hp-like", image_listing={"limit_default": 2, "limit_max": 3})``.
     """
-    from localcloud.personality import PERSONALITY_DIR
     data = yaml.safe_load((PERSONALITY_DIR / f"{base}.yaml").read_text())
     path = Path(directory) / f"{base}.yaml"
     path.write_text(yaml.safe_dump({**data, **changes}))
