@@ -16,9 +16,9 @@ from pathlib import Path
 
 from localcloud.cloud import Cloud
 from localcloud.http import CHUNK, Digest, Received
+from qemuhost.formats import QEMU_DRIVERS
 
 QEMU_IMG = "qemu-img"
-QEMU_FORMAT = {"vhd": "vpc"}          # Glance's disk_format -> qemu-img's name for it
 
 
 class ConversionFailed(Exception):
@@ -41,8 +41,8 @@ def _digest(path: Path) -> Received:
 
 async def convert(source: Path, source_format: str, target: str, out: Path) -> Received:
     """Convert ``source`` into ``out``; the digests of what Glance will store."""
-    argv = [QEMU_IMG, "convert", "-f", QEMU_FORMAT.get(source_format, source_format),
-            "-O", QEMU_FORMAT.get(target, target), str(source), str(out)]
+    argv = [QEMU_IMG, "convert", "-f", QEMU_DRIVERS.get(source_format, source_format),
+            "-O", QEMU_DRIVERS.get(target, target), str(source), str(out)]
     process = await asyncio.create_subprocess_exec(*argv, stdout=subprocess.PIPE,
                                                    stderr=subprocess.STDOUT)
     output, _ = await process.communicate()

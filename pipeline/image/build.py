@@ -11,19 +11,12 @@ from pathlib import Path
 
 from pipeline.core.errors import BuildError, ConfigError
 from pipeline.image import buildcleanup, dib, imagesource, qemu_img
+from pipeline.image.buildid import build_id
 from pipeline.settings.config import PipelineConfig
 
 LOG = logging.getLogger(__name__)
 
 ELEMENTS_DIR = Path(__file__).resolve().parents[2] / "elements"
-BUILD_ID_LEN = 16
-
-
-def build_id(digest: str) -> str:
-    """The short name of a build: what the work directory and the clouds' image records use."""
-    return digest[:BUILD_ID_LEN]
-
-
 @dataclass(frozen=True)
 class BuildPlan:
     """Everything that defines the base image; ``digest`` names it."""

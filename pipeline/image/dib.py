@@ -28,6 +28,7 @@ from pathlib import Path
 from pipeline.core.errors import BuildError, CommandError, ConfigError
 from pipeline.core.runner import run
 from pipeline.image.buildcleanup import dib_tmp_prefix, release_build_resources
+from pipeline.image.buildid import build_id
 
 LOG = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ def build_digest(spec: DibSpec, elements_dirs: Sequence[Path],
 
 
 def build_id_for(spec: DibSpec, digest: str) -> str:
-    return spec.build_id or digest[:12]
+    return spec.build_id or build_id(digest)
 
 
 # --- device-mapper ---------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.core.errors import BuildError, ConfigError
 from pipeline.image import buildcleanup, dib
+from pipeline.image.buildid import BUILD_ID_LEN
 
 MIRRORED = dict(mirror="http://mirror.example/debian",
                 security_mirror="http://mirror.example/debian-security")
@@ -69,7 +70,7 @@ def test_build_puts_shims_first_only_without_device_mapper(tmp_path, monkeypatch
         assert first == str(shims)
         assert all(os.access(shims / name, os.X_OK) for name in dib.SHIMS)
     build_id = (tmp_path / "out/build-id.txt").read_text().strip()
-    assert len(build_id) == 12
+    assert len(build_id) == BUILD_ID_LEN
     # DIB's TMPDIR is named so that a killed build's one is found by release_stale_builds
     tmpdir = Path((tmp_path / "out/tmpdir.txt").read_text().strip())
     assert tmpdir.parent == tmp_path / "work/tmp"
