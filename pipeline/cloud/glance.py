@@ -237,6 +237,14 @@ class Glance(Api):
         patch += [{"op": "add", "path": f"/{k}", "value": v} for k, v in missing.items()]
         self.call("PATCH", f"images/{image.id}", json=patch, headers=JSON_PATCH)
 
+    def set_fields(self, image: Image, fields: Mapping[str, Any]) -> None:
+        """Replace typed v2 fields (``min_disk``, ``min_ram``, ``tags``) with their JSON
+        types: what an import task that takes only a name could not set."""
+        if fields:
+            self.call("PATCH", f"images/{image.id}", headers=JSON_PATCH,
+                      json=[{"op": "replace", "path": f"/{k}", "value": v}
+                            for k, v in fields.items()])
+
     def wait_active(self, image_id: str, timeout: float, poll: float,
                     imported: bool = False) -> Image:
         """Poll until ``active``; ``killed`` and failed imports fail with what Glance says.

@@ -263,6 +263,8 @@ class _Upload:
         props = {**self.props, **({CONVERTED_FROM: self.disk_format} if converted else {})}
         self.glance.set_properties(image, props, visibility=self.image.visibility)
         image.properties.update(props)
+        if mechanism is Mechanism.TASK and self.image.task_image_properties == "name":
+            self.glance.set_fields(image, metadata_fields(self.metadata, "2"))
         if self.metadata.protected:
             self.glance.protect(image)
         if attempt.staged is not None:
