@@ -84,22 +84,19 @@ def test_pipeline_defaults(config_tree):
     (None, None, "auto"), ("tcg", None, "tcg"), ("kvm", "tcg", "tcg"), (None, "kvm", "kvm"),
 ])
 def test_accel_setting_file_then_environment(config_tree, monkeypatch, in_file, env, expected):
-    path = config_tree / "pipeline.yaml"
-    data = yaml.safe_load(path.read_text())
-    if in_file:
-        data["accel"] = in_file
-    path.write_text(yaml.safe_dump(data))
-    if env:
-        monkeypatch.setenv("IMAGEFLEET_ACCEL", env)
-    else:
-        monkeypatch.delenv("IMAGEFLEET_ACCEL", raising=False)
-    assert load_pipeline(path).accel == expected
+    assert load_pipeline(_accel_config(config_tree, monkeypatch, in_file, env)).accel == expected
 
 
 @pytest.mark.parametrize("in_file, env, key", [("fast", None, "accel"),
                                                (None, "hvf", "IMAGEFLEET_ACCEL")])
 def test_bad_accel_setting_is_one_line_naming_its_source(config_tree, monkeypatch, in_file,
                                                          env, key):
+    with pytest.raises(ConfigError, match=key):
+        load_pipeline(_accel_config(config_tree, monkeypatch, in_file, env))
+
+
+def _accel_config(config_tree, monkeypatch, in_file, env):
+    """pipeline.yaml with ``accel: in_file`` (if any) and ``$IMAGEFLEET_ACCEL`` set or unset."""
     path = config_tree / "pipeline.yaml"
     data = yaml.safe_load(path.read_text())
     if in_file:
@@ -109,8 +106,7 @@ def test_bad_accel_setting_is_one_line_naming_its_source(config_tree, monkeypatc
         monkeypatch.setenv("IMAGEFLEET_ACCEL", env)
     else:
         monkeypatch.delenv("IMAGEFLEET_ACCEL", raising=False)
-    with pytest.raises(ConfigError, match=key):
-        load_pipeline(path)
+    return path
 
 
 def _select(config_tree, tmp_path, clouds, only=None, env=None):
