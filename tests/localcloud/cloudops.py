@@ -66,10 +66,12 @@ def upload_image(lc: RunningCloud, sess: session.Session, cloud: str, path: Path
             results = list(svc.upload("staging", [SwiftUploadObject(str(path), obj)]))
         assert all(r["success"] for r in results), results
         glance = image_adapter(sess, lc, cloud, 2)
+        properties = {"name": name}         # all a name-only cloud takes (the format comes
+        if p.task_image_properties != "name":     # from import_from_format)
+            properties.update(disk_format=disk_format, container_format=container_format)
         task = glance.post("/tasks", json={"type": "import", "input": {
             "import_from": f"staging/{obj}", "import_from_format": disk_format,
-            "image_properties": {"name": name, "disk_format": disk_format,
-                                 "container_format": container_format}}}).json()
+            "image_properties": properties}}).json()
         def finished():
             found = glance.get(f"/tasks/{task['id']}").json()
             return found if found["status"] in ("success", "failure") else None
