@@ -260,13 +260,9 @@ class _Upload:
                         converted["to"], converted["size"])
         else:
             self._check_arrived(image)
-        props = {**self.props, **({CONVERTED_FROM: self.disk_format} if converted else {})}
-        self.glance.set_properties(image, props, visibility=self.image.visibility)
-        image.properties.update(props)
-        if mechanism is Mechanism.TASK and self.image.task_image_properties == "name":
-            self.glance.set_fields(image, metadata_fields(self.metadata, "2"))
-        if self.metadata.protected:
-            self.glance.protect(image)
+        self._mark(image, {**self.props,
+                           **({CONVERTED_FROM: self.disk_format} if converted else {})},
+                   name_only=mechanism is Mechanism.TASK and self._name_only)
         if attempt.staged is not None:
             staged, attempt.staged = attempt.staged, None
             try:
@@ -288,18 +284,44 @@ class _Upload:
     def _ours(self) -> list[Image]:
         return [i for i in self.glance.find(self.name) if is_this_build(i, self.build)]
 
+    @property
+    def _name_only(self) -> bool:
+        return self.image.task_image_properties == "name"
+
+    def _mark(self, image: Image, props: dict[str, Any], *, name_only: bool) -> None:
+        """Our marks, visibility and metadata on an active image (after a name-only import
+        task, the typed fields too), then ``protected``: what makes it ours and final."""
+        self.glance.set_properties(image, props, visibility=self.image.visibility)
+        image.properties.update(props)
+        if name_only:
+            self.glance.set_fields(image, metadata_fields(self.metadata, "2"))
+        if self.metadata.protected:
+            self.glance.protect(image)
+
     def _existing(self) -> Image | None:
         for image in self._ours():
             if reusable(image, self.build, self.disk_format, self.digests):
+                return image
+        return self._adopt() if self._name_only else None
+
+    def _adopt(self) -> Image | None:
+        """An active image a name-only import task made for this build, with our content,
+        whose run was killed before it was marked: mark it instead of uploading again."""
+        for image in self.glance.find(self.name):
+            if (awaiting_marks(image, self.build) and image.status == "active"
+                    and image.disk_format == self.disk_format
+                    and checksum_problem(image, self.digests) is None):
+                LOG.info("%s: %s was imported by an interrupted run; marking it", self.where,
+                         image.id)
+                self._mark(image, self.props, name_only=True)
                 return image
         return None
 
     def _sweep(self) -> None:
         """Delete our unfinished images of this name (left by an interrupted run or a stuck
         import task), those a name-only import task made before they were marked too."""
-        name_only = self.image.task_image_properties == "name"
         for image in self.glance.find(self.name):
-            ours = is_this_build(image, self.build) or (name_only
+            ours = is_this_build(image, self.build) or (self._name_only
                                                          and awaiting_marks(image, self.build))
             if ours and image.status != "active":
                 LOG.info("%s: deleting unfinished image %s (%s)", self.where, image.id,

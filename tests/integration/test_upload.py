@@ -153,6 +153,26 @@ def test_rackspace_task_names_the_image_only_and_properties_follow(lc, profiles,
     assert image["visibility"] == "shared" and image["imagefleet_managed"] == "true"
 
 
+def test_an_unmarked_import_of_a_killed_run_is_adopted_not_uploaded_again(lc, profiles,
+                                                                           images, cleanup):
+    """Killed after a name-only task made the image active but before the PATCH: the rerun
+    marks that image (same name, same content) instead of importing a second one."""
+    cloud = make_cloud(lc, profiles, "rackspace-like")
+    build = new_build()
+    first = upload(cloud, images, build, cleanup)
+    conn = Connection(cloud)
+    doc = conn.image_api.adapter.get(f"images/{first.image_id}").json()
+    ours = [k for k in doc if k.startswith("imagefleet_")]
+    conn.glance.call("PATCH", f"images/{first.image_id}",
+                     headers={"Content-Type": "application/openstack-images-v2.1-json-patch"},
+                     json=[{"op": "remove", "path": f"/{k}"} for k in ours])
+    again = upload_image(cloud, images[cloud.disk_format], build, **FAST)
+    assert again.skipped and again.image_id == first.image_id and again.bytes == 0
+    doc = conn.image_api.adapter.get(f"images/{first.image_id}").json()
+    assert doc["imagefleet_managed"] == "true"
+    assert_only(lc, cloud.name, [first.image_id])
+
+
 @pytest.mark.parametrize("name, expected", [("hp-like", "1"), ("auro-like", "2"),
                                             ("rackspace-like", "2"), ("vexxhost-like", "2")])
 def test_discovery_without_a_pin(lc, profiles, name, expected):
