@@ -14,7 +14,8 @@ import luigi
 from pipeline.cloud.marks import BuildInfo
 from pipeline.cloud.mechanism import upload_priority
 from pipeline.core.errors import PipelineError
-from pipeline.image.build import build_id, plan_build
+from pipeline.image.build import plan_build
+from pipeline.image.buildid import build_id
 from pipeline.run import failures, ledger
 from pipeline.run.workdir import WorkDir
 from pipeline.settings.clouds import Cloud, load_clouds, select_clouds

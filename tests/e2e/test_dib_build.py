@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.image import buildcleanup, qemu_img
-from pipeline.image.build import BUILD_ID_LEN
+from pipeline.image.buildid import BUILD_ID_LEN
 
 pytestmark = pytest.mark.slow
 
