@@ -35,8 +35,7 @@ from tests.conftest import REPO
 from tests.pipeline_run import local_cloud
 
 MiB = 1024 * 1024
-SHAPES = ["hp-like", "rackspace-like", "dreamhost-like", "vexxhost-like", "ovh-like",
-          "auro-like"]
+SHAPES = ["hp-like", "rackspace-like", "dreamhost-like", "vexxhost-like", "ovh-like", "auro-like"]
 MECHANISM = {"hp-like": "glance-v1-put", "rackspace-like": "swift-task-import",
              "dreamhost-like": "glance-v2-put", "vexxhost-like": "glance-v2-put",
              "ovh-like": "glance-v2-put", "auro-like": "glance-v2-put"}
