@@ -12,6 +12,7 @@ release and the qemu version; a KVM boot that fails anyway replaces a cached
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -100,7 +101,9 @@ def host_key() -> str:
     return f"{platform.release()} {qemu_version()}"
 
 
+@functools.cache
 def qemu_version() -> str:
+    """Asked once per process: every decision keys on it, and qemu does not change under us."""
     try:
         out = subprocess.run([probe.QEMU, "--version"], capture_output=True, text=True,
                              timeout=10, check=False).stdout
