@@ -24,11 +24,13 @@ venv: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline tasks localcloud qemuhost upstream tests bench
 
+# two pytest-xdist workers, a module per worker at a time (tests/xdist_groups.py)
+XDIST ?= -n 2 --dist loadscope
 test: setup
-	$(BIN)/python -m pytest -ra --durations=25 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) -ra --durations=25 $(PYTEST_ARGS)
 
 test-fast: setup
-	$(BIN)/python -m pytest -ra -m 'not slow' $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) -ra -m 'not slow' $(PYTEST_ARGS)
 
 check-config: setup
 	$(BIN)/imagefleet check-config

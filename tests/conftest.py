@@ -8,7 +8,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import xdist_groups
 from tests.built_image import REPO, base_image  # noqa: F401 - the slow tier's session fixture
+
+
+def pytest_collection_modifyitems(config, items):
+    xdist_groups.check(items)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") == "loadscope":
+        return xdist_groups.make_scheduler(config, log)
+    return None
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ class UpstreamCloud:
 
 
 @pytest.fixture(scope="session")
-def upstream_cloud() -> Iterator[UpstreamCloud]:
+def upstream_cloud(request) -> Iterator[UpstreamCloud]:
     if os.environ.get("IMAGEFLEET_UPSTREAM") == "skip":
         pytest.skip("IMAGEFLEET_UPSTREAM=skip")
     state = upstream_run.start()
@@ -66,7 +66,7 @@ def upstream_cloud() -> Iterator[UpstreamCloud]:
     how = "reused" if state["reused"] else f"started in {state['start_s']} s"
     if state.get("install_s"):
         how += f", venv installed in {state['install_s']:.0f} s"
-    _notes.append(f"upstream services: {how}; {rss_mib:.0f} MiB resident at the end")
+    note(request.config, f"upstream services: {how}; {rss_mib:.0f} MiB resident at the end")
     if not state["reused"] and os.environ.get("IMAGEFLEET_UPSTREAM_KEEP") != "1":
         upstream_run.stop()
 
@@ -200,9 +200,18 @@ def create_image(image_api, images: list[str], name: str, disk_format: str = "qc
 
 # --- known differences and the per-target summary -------------------------------
 
+# Collected where the reports arrive (the controller under pytest-xdist): each item
+# carries its (check, target) in user_properties; notes go through pytest's cache.
 _outcomes: dict[tuple[str, str], str] = {}
-_notes: list[str] = []
-_checks: dict[str, tuple[str, str]] = {}       # nodeid -> (check, target)
+CHECK = "conformance-check"
+NOTES = "imagefleet/conformance-notes"
+
+
+def note(config, line: str) -> None:
+    """A line for the summary, from whichever process runs the fixture."""
+    cache = getattr(config, "cache", None)        # None with -p no:cacheprovider
+    if cache is not None:
+        cache.set(NOTES, [*cache.get(NOTES, []), line])
 
 
 def pytest_configure(config):
@@ -224,16 +233,24 @@ def pytest_collection_modifyitems(config, items):
             continue
         params = callspec.params if callspec else {}
         others = [str(v) for k, v in params.items() if k != "target"]
-        _checks[item.nodeid] = (item.originalname + "".join(f"[{o}]" for o in others), target)
+        check = item.originalname + "".join(f"[{o}]" for o in others)
+        item.user_properties.append((CHECK, [check, target]))
         reason = DIFFERENCES.get(item.originalname)
         if reason and target == "localcloud":
             item.add_marker(pytest.mark.xfail(strict=True, reason=f"known difference: {reason}"))
 
 
+def pytest_sessionstart(session):
+    cache = getattr(session.config, "cache", None)
+    if cache is not None and not hasattr(session.config, "workerinput"):
+        cache.set(NOTES, [])
+
+
 def pytest_runtest_logreport(report):
-    key = _checks.get(report.nodeid)
-    if key is None:
+    found = dict(report.user_properties).get(CHECK)
+    if found is None:
         return
+    key = tuple(found)
     if report.when == "call" or (report.when == "setup" and not report.passed):
         if hasattr(report, "wasxfail"):
             outcome = "xpass" if report.passed else "xfail"
@@ -260,5 +277,6 @@ def pytest_terminal_summary(terminalreporter):
         ran = sum(1 for (c, tt) in _outcomes if tt == t)
         tr.write_line(f"{t}: {passed} of {ran} checks pass")
     tr.write_line("xfail: a known difference, see docs/upstream.md")
-    for note in _notes:
-        tr.write_line(note)
+    cache = getattr(tr.config, "cache", None)
+    for line in (cache.get(NOTES, []) if cache is not None else []):
+        tr.write_line(line)

@@ -134,13 +134,15 @@ def initramfs(release: str) -> bytes:
 def build_raw(dest: Path) -> Path:
     """A 24 MiB FAT disk (no partition table) that syslinux boots: kernel + initramfs."""
     release = kernel_release()
-    work = dest.parent / (dest.name + ".d")
+    # names of this process's own: test processes (pytest-xdist workers, helpers) may
+    # build the same cached image at once; the last os.replace wins, same content
+    work = dest.parent / f"{dest.name}.{os.getpid()}.d"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     (work / "initrd.gz").write_bytes(initramfs(release))
     shutil.copyfile(f"/boot/vmlinuz-{release}", work / "vmlinuz")
     (work / "syslinux.cfg").write_text(SYSLINUX_CFG)
-    partial = dest.with_suffix(".part")
+    partial = dest.with_suffix(f".{os.getpid()}.part")
     partial.unlink(missing_ok=True)
     with open(partial, "wb") as f:
         f.truncate(24 << 20)
@@ -168,7 +170,7 @@ def tiny_image(disk_format: str, cache: Path = CACHE) -> Path:
     target = cache / f"tiny-{key}.{disk_format}"
     if not target.exists():
         qemu_format = {"vhd": "vpc"}.get(disk_format, disk_format)
-        partial = target.with_suffix(".part")
+        partial = target.with_suffix(f".{os.getpid()}.part")
         subprocess.run(["qemu-img", "convert", "-O", qemu_format, str(raw), str(partial)],
                        check=True, capture_output=True)
         os.replace(partial, target)

@@ -48,13 +48,23 @@ def leaks(request):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
+    """The report carries the leak count, not the Leaks object (reports cross processes
+    under pytest-xdist)."""
     outcome = yield
     report = outcome.get_result()
+    report.user_properties = [(k, v.total if isinstance(v, Leaks) else v)
+                              for k, v in report.user_properties]
+    if "leaks" not in dict(report.user_properties):     # a scenario that counts nothing
+        report.user_properties.append(("leaks", 0))
+
+
+def pytest_runtest_logreport(report):
+    leaked = dict(report.user_properties).get("leaks")
+    if leaked is None:
+        return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        found = dict(item.user_properties).get("leaks")
         result = "xfailed" if hasattr(report, "wasxfail") else report.outcome
-        RESULTS.append((item.nodeid.split("::", 1)[-1], result,
-                        found.total if found else 0))
+        RESULTS.append((report.nodeid.split("::", 1)[-1], result, leaked))
 
 
 def pytest_terminal_summary(terminalreporter):

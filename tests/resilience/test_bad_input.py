@@ -112,7 +112,8 @@ def booted(tmp_path_factory) -> Path:
                          + f"\n[imagefleet]\nwork_dir = {root / 'work'}\nconfig = {config}\n")
     env = dict(os.environ, LUIGI_CONFIG_PATH=str(luigi_cfg), PYTHONPATH=str(REPO))
     result = subprocess.run([sys.executable, "-m", "luigi", "--module", "tasks", "LocalBoot",
-                             "--digest", digest, "--disk-format", "qcow2", "--local-scheduler"],
+                             "--digest", digest, "--disk-format", "qcow2", "--local-scheduler",
+                             "--no-lock"],   # luigi locks by command line, machine-wide
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     done = list((root / "work" / "localboot").glob("*/qcow2.json"))
     assert result.returncode == 0 and done, (result.stdout + result.stderr)[-3000:]
