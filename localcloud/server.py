@@ -76,11 +76,14 @@ def clouds_yaml_entry(cloud: Cloud) -> dict:
                 "password": c["password"], "project_name": c["project_name"]}
         if v3:
             auth.update(user_domain_name=c["domain_name"], project_domain_name=c["domain_name"])
-    entry = {"profile": p.name, "auth_type": auth_type, "auth": auth, "region_name": p.region,
-             "interface": "public", **p.clouds_yaml_hints()}
+    where = {"regions": list(p.regions)} if len(p.regions) > 1 else {"region_name": p.region}
+    entry = {"auth_type": auth_type, "auth": auth, **where, "interface": "public",
+             **p.clouds_yaml_hints()}
+    # imagefleet's own key (the openstack CLI ignores it): the vendor profile of the same
+    # name, and which addresses reach a server here
+    entry["imagefleet"] = {"profile": p.name}
     if "compute" in p.services:
-        # the pipeline merges this into the vendor profile: which addresses reach a server
-        entry["imagefleet_profile_overrides"] = {
+        entry["imagefleet"]["overrides"] = {
             "network": {"routable_cidrs": [str(netmodel.routable_cidr(cloud))]}}
     return entry
 

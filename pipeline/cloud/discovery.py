@@ -137,7 +137,7 @@ def discover_image_api(session: ksa_session.Session, cloud: CloudConfig,
     with cloud_errors(cloud.name, "discovery"):
         catalog_url = session.get_endpoint(service_type="image", interface=cloud.interface,
                                            region_name=cloud.region_name, skip_discovery=True)
-        override = cloud.config.get("image_endpoint_override")
+        override = cloud.cloud_region().get_endpoint("image")
         found = [] if override else discovered_versions(session, cloud)
         candidates = choose_image_api(pin, found, override or catalog_url)
         seen = tuple(sorted({m for m in (_major(v)[0] for v in found) if m}))

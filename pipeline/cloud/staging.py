@@ -97,7 +97,7 @@ class SwiftStaging:
         with cloud_errors(self.cloud.name, "staging"):
             token = self.session.get_token()
             storage_url = self.adapter.get_endpoint()
-        verify = verify_option(self.cloud.config)
+        verify = verify_option(self.cloud)
         options: dict[str, Any] = dict.fromkeys(_NO_AMBIENT_AUTH)
         options.update({
             "os_auth_token": token, "os_storage_url": storage_url, "retries": 0,
