@@ -133,6 +133,12 @@ class Cloud:
         return self.config.key
 
 
+def file_name(key: str) -> str:
+    """A target key as a file name: ``rax/IAD`` -> ``rax@IAD`` (a region never holds ``@``
+    in a path we write; the key itself keeps its ``/``)."""
+    return key.replace("/", "@")
+
+
 def redact(data: Any) -> Any:
     if isinstance(data, dict):
         return {k: ("***" if k in SECRET_KEYS and v else redact(v)) for k, v in data.items()}
