@@ -96,7 +96,8 @@ def load_all(args: argparse.Namespace):
     clouds = load_clouds(args.clouds_yaml)
     selected = select_clouds(config, profiles, clouds, only=args.cloud)
     for cloud in selected:
-        for secret in _secrets_of(cloud.config.auth):
+        # OS_PASSWORD sits at the top level until openstacksdk validates the auth
+        for secret in _secrets_of({**cloud.config.config, **cloud.config.auth}):
             logsetup.register_secret(secret)
         session.auth_plugin(cloud.config)       # incomplete credentials: refused now
     return config, selected

@@ -57,10 +57,12 @@ def test_one_clouds_yaml_for_the_openstack_cli_and_imagefleet_in_two_regions(two
 
     pipeline = Pipeline(write_pipeline_yaml(tmp_path, tiny_source()), clouds_yaml,
                         tmp_path / "work")
-    plan = pipeline.run(command="check-config")
+    plan = pipeline.run("--discover", command="check-config")
     assert plan.returncode == 0, plan.stderr
     assert "ovh-like/GRA7: cloud ovh-like, region GRA7" in plan.stdout
     assert "ovh-like/BHS5: cloud ovh-like, region BHS5" in plan.stdout
+    for target in ("ovh-like/GRA7", "ovh-like/BHS5"):       # --discover asked each region
+        assert f"{target}: image API v2" in plan.stdout, plan.stdout
 
     result = pipeline.run("--workers", "2")
     assert result.returncode == 0, result.stderr[-3000:]
