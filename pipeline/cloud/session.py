@@ -130,7 +130,7 @@ def adapter(session: ksa_session.Session, cloud: CloudConfig, service_type: str,
 
 def has_service(session: ksa_session.Session, cloud: CloudConfig, service_type: str) -> bool:
     """Whether the catalog offers ``service_type`` at the cloud's region and interface."""
-    with cloud_errors(cloud.name, "discovery"):
+    with cloud_errors(cloud.key, "discovery"):
         try:
             return bool(session.get_endpoint(service_type=service_type,
                                              interface=cloud.interface,
