@@ -51,8 +51,16 @@ class Cloud:
     services: dict[str, Service]
     jobs: set[asyncio.Task] = field(default_factory=set)
     index: int = 0                       # position among the clouds served: its address slice
+    region: str = ""                     # the region this one serves ("": every region)
+    # region -> the Cloud serving it, when the personality's regions are ``separate``
+    siblings: dict[str, Cloud] = field(default_factory=dict, repr=False)
     hypervisor: Hypervisor | None = None  # the process's qemu guests (compute)
     forwarder: Forwarder | None = None    # port 22 of reachable addresses (compute)
+
+    @property
+    def realm(self) -> str:
+        """Whose users and tokens these are: every region of a personality shares them."""
+        return self.personality.name
 
     @property
     def base_url(self) -> str:
@@ -68,13 +76,16 @@ class Cloud:
         return value in getattr(self.personality, flag)
 
     def catalog(self, project_id: str) -> list[dict[str, Any]]:
-        """Services in catalog order: type, name, id and one URL (all interfaces share it)."""
+        """Services in catalog order: type, name, id and one URL per region (all
+        interfaces share it); a ``separate`` region's URL is its own cloud's."""
         entries = []
         for stype in self.personality.services:
             service = self.services[stype]
+            urls = {r: service.endpoint(self.siblings.get(r, self), project_id)
+                    for r in self.personality.regions}
             entries.append({"type": stype, "name": service.name,
-                            "id": uuid.uuid5(uuid.NAMESPACE_URL, f"{self.name}/{stype}").hex,
-                            "url": service.endpoint(self, project_id)})
+                            "id": uuid.uuid5(uuid.NAMESPACE_URL, f"{self.realm}/{stype}").hex,
+                            "urls": urls})
         return entries
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task:

@@ -147,7 +147,7 @@ def authenticate(request: web.Request, cloud: Any) -> dict:
     if found is None:
         raise HTTPFault(401, UNAUTHORIZED)
     token_cloud, expires, doc = found
-    if token_cloud != cloud.name or expires <= time.time():
+    if token_cloud != cloud.realm or expires <= time.time():
         raise HTTPFault(401, UNAUTHORIZED)
     return doc
 

@@ -61,7 +61,7 @@ def issue_token(cloud: Cloud, version: str, methods: list[str], project_id: str 
            "user_id": cloud.credentials["user_id"], "project_id": project_id,
            "issued": now, "expires": now + cloud.token_ttl, "appcred": appcred,
            "audit_ids": [secrets.token_urlsafe(16)]}
-    cloud.store.put_token(token_id, cloud.name, doc["expires"], doc)
+    cloud.store.put_token(token_id, cloud.realm, doc["expires"], doc)
     return token_id, doc
 
 
@@ -95,7 +95,7 @@ def v3_catalog(cloud: Cloud, project_id: str) -> list[dict]:
     catalog = []
     for entry in cloud.catalog(project_id):
         endpoints = [{"id": uuid.uuid5(uuid.NAMESPACE_URL, f"{entry['id']}/{r}/{i}").hex,
-                      "interface": i, "region": r, "region_id": r, "url": entry["url"]}
+                      "interface": i, "region": r, "region_id": r, "url": entry["urls"][r]}
                      for r in cloud.personality.regions for i in INTERFACES]
         catalog.append({"id": entry["id"], "type": entry["type"], "name": entry["name"],
                         "endpoints": endpoints})
@@ -178,7 +178,7 @@ async def v3_issue(request: web.Request) -> web.Response:
 
 def _valid_token(cloud: Cloud, token_id: object) -> dict:
     found = cloud.store.get_token(token_id) if isinstance(token_id, str) else None
-    if found is None or found[0] != cloud.name or found[1] <= time.time():
+    if found is None or found[0] != cloud.realm or found[1] <= time.time():
         raise HTTPFault(404, "Could not find token.")
     return found[2]
 
@@ -216,9 +216,11 @@ async def v3_projects(request: web.Request) -> web.Response:
 def v2_catalog(cloud: Cloud, project_id: str) -> list[dict]:
     catalog = []
     for entry in cloud.catalog(project_id):
-        url = entry["url"] + ("/v2.0" if entry["type"] == "identity" else "")
+        suffix = "/v2.0" if entry["type"] == "identity" else ""
         endpoints = [{"id": uuid.uuid5(uuid.NAMESPACE_URL, f"{entry['id']}/{r}").hex,
-                      "region": r, "publicURL": url, "internalURL": url, "adminURL": url}
+                      "region": r, "publicURL": entry["urls"][r] + suffix,
+                      "internalURL": entry["urls"][r] + suffix,
+                      "adminURL": entry["urls"][r] + suffix}
                      for r in cloud.personality.regions]
         catalog.append({"type": entry["type"], "name": entry["name"], "endpoints": endpoints,
                         "endpoints_links": []})

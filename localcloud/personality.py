@@ -55,6 +55,7 @@ SCHEMA: dict[str, Any] = {
         "description": {"type": "string"},
         "regions": {"type": "array", "minItems": 1, "uniqueItems": True,
                     "items": {"type": "string", "pattern": "^[A-Za-z0-9._-]+$"}},
+        "region_endpoints": {"enum": ["shared", "separate"]},
         "identity": {"type": "array", "minItems": 1, "uniqueItems": True,
                      "items": {"enum": ["v2.0", "v3"]}},
         "auth_type": {"enum": ["password", "application_credential"]},
@@ -127,6 +128,7 @@ class Personality:
     container_formats: tuple[str, ...]
     upload: tuple[str, ...]
     format_check: bool = False
+    region_endpoints: str = "shared"        # "separate": each region its own services and data
     task_image_properties: str = "all"
     token_ttl: int | None = None
     faults: tuple[dict, ...] = ()
@@ -143,6 +145,11 @@ class Personality:
     @property
     def region(self) -> str:
         return self.regions[0]
+
+    @property
+    def served_regions(self) -> tuple[str, ...]:
+        """The regions with services (and data) of their own: all when ``separate``."""
+        return self.regions if self.region_endpoints == "separate" else (self.region,)
 
     @property
     def image_versions(self) -> tuple[int, ...]:
@@ -234,6 +241,7 @@ def from_dict(data: dict, source: str = "<data>") -> Personality:
         disk_formats=tuple(data["disk_formats"]),
         container_formats=tuple(data["container_formats"]),
         upload=tuple(data["upload"]), format_check=data.get("format_check", False),
+        region_endpoints=data.get("region_endpoints", "shared"),
         task_image_properties=data.get("task_image_properties", "all"),
         token_ttl=data.get("token_ttl"),
         faults=tuple(data.get("faults", ())),

@@ -63,6 +63,8 @@ def bind_preferred(port: int | None) -> socket.socket:
 
 
 def clouds_yaml_entry(cloud: Cloud) -> dict:
+    """The personality's entry: openstacksdk's keys, and imagefleet's under ``imagefleet:``;
+    ``regions:`` lists every region when each has services of its own."""
     p, c = cloud.personality, cloud.credentials
     v3 = p.identity[0] == "v3"
     if p.auth_type == "application_credential":
@@ -76,12 +78,17 @@ def clouds_yaml_entry(cloud: Cloud) -> dict:
                 "password": c["password"], "project_name": c["project_name"]}
         if v3:
             auth.update(user_domain_name=c["domain_name"], project_domain_name=c["domain_name"])
-    entry = {"profile": p.name, "auth_type": auth_type, "auth": auth, "region_name": p.region,
-             "interface": "public", **p.clouds_yaml_hints()}
+    served = p.served_regions
+    where = {"regions": list(served)} if len(served) > 1 else {"region_name": p.region}
+    entry = {"auth_type": auth_type, "auth": auth, **where, "interface": "public",
+             **p.clouds_yaml_hints()}
+    # imagefleet's own key (the openstack CLI ignores it): the vendor profile of the same
+    # name, and which addresses reach a server here
+    entry["imagefleet"] = {"profile": p.name}
     if "compute" in p.services:
-        # the pipeline merges this into the vendor profile: which addresses reach a server
-        entry["imagefleet_profile_overrides"] = {
-            "network": {"routable_cidrs": [str(netmodel.routable_cidr(cloud))]}}
+        regions = [cloud.siblings.get(r, cloud) for r in served]
+        entry["imagefleet"]["overrides"] = {
+            "network": {"routable_cidrs": [str(netmodel.routable_cidr(r)) for r in regions]}}
     return entry
 
 
@@ -106,7 +113,7 @@ class LocalCloud:
         names = [p.name for p in personalities]
         if len(set(names)) != len(names):
             raise PersonalityError(f"a personality is named twice: {names}")
-        if len(names) > netmodel.MAX_CLOUDS:
+        if sum(len(p.served_regions) for p in personalities) > netmodel.MAX_CLOUDS:
             raise PersonalityError(f"at most {netmodel.MAX_CLOUDS} clouds fit the address plan")
         self.max_boots, self.accel, self.ssh_port = max_boots, accel, ssh_port
         self.stall_timeout = stall_timeout
@@ -138,7 +145,7 @@ class LocalCloud:
 
     def _claim_addresses(self) -> int:
         """The first cloud's address slice: the one used before, or the first free run."""
-        count = len(self.personalities)
+        count = sum(len(p.served_regions) for p in self.personalities)
         remembered = self.store.get_meta("address_base")
         SLOT_DIR.mkdir(exist_ok=True)
         candidates = [remembered] if remembered is not None else range(
@@ -182,17 +189,28 @@ class LocalCloud:
         self.hypervisor.start()
         self.forwarder = Forwarder(self.ssh_port)
         base = self._claim_addresses()
-        for offset, p in enumerate(self.personalities, start=1):
-            sock = self._socket(f"cloud:{p.name}", offset)
-            cloud = Cloud(name=p.name, personality=p, store=self.store, faults=self.faults,
-                          port=sock.getsockname()[1], token_ttl=p.token_ttl or self.token_ttl,
-                          credentials=load_credentials(self.store, p.name), services=SERVICES,
-                          index=base + offset - 1, hypervisor=self.hypervisor,
-                          forwarder=self.forwarder)
-            self.clouds[p.name] = cloud
-            for spec in p.faults:
-                self.faults.add(spec, cloud=p.name)
-            await self._serve(build_app(cloud), sock)
+        offset = 0
+        for p in self.personalities:
+            siblings: dict[str, Cloud] = {}
+            for region in p.served_regions:
+                offset += 1
+                # the first region is the personality's name; another is NAME@REGION
+                name = p.name if region == p.region else f"{p.name}@{region}"
+                sock = self._socket(f"cloud:{name}", offset)
+                cloud = Cloud(name=name, personality=p, store=self.store, faults=self.faults,
+                              port=sock.getsockname()[1],
+                              token_ttl=p.token_ttl or self.token_ttl,
+                              credentials=load_credentials(self.store, p.name),
+                              services=SERVICES, index=base + offset - 1,
+                              hypervisor=self.hypervisor, forwarder=self.forwarder,
+                              region=region if len(p.served_regions) > 1 else "",
+                              siblings=siblings)
+                if len(p.served_regions) > 1:
+                    siblings[region] = cloud
+                self.clouds[name] = cloud
+                for spec in p.faults:
+                    self.faults.add(spec, cloud=name)
+                await self._serve(build_app(cloud), sock)
         for spec in self.fault_specs:
             self.faults.add(spec)
         sock = self._socket("admin", 0)
@@ -207,7 +225,8 @@ class LocalCloud:
         self._write_files()
 
     def _write_files(self) -> None:
-        entries = {name: clouds_yaml_entry(c) for name, c in self.clouds.items()}
+        entries = {c.personality.name: clouds_yaml_entry(c) for c in self.clouds.values()
+                   if c.name == c.personality.name}
         self.clouds_yaml.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.clouds_yaml.with_suffix(".tmp")
         tmp.write_text(yaml.safe_dump({"clouds": entries}, sort_keys=False))

@@ -22,6 +22,7 @@ import luigi.configuration
 from localcloud.server import main as localcloud_main
 from pipeline.cloud import session
 from pipeline.cloud.cleanup import sweep
+from pipeline.cloud.connection import discover
 from pipeline.core.errors import ConfigError, PipelineError
 from pipeline.core.formats import EXTENSION, distinct_formats
 from pipeline.image.build import plan_build
@@ -32,6 +33,7 @@ from pipeline.run.runreport import collect_rows
 from pipeline.run.workdir import WorkDir
 from pipeline.settings.clouds import SECRET_KEYS, load_clouds, select_clouds
 from pipeline.settings.config import load_pipeline, load_profiles
+from pipeline.settings.plan import render_discovery, render_plan
 from tasks.build import BuildImages, ConvertImage
 from tasks.publish import Publish
 
@@ -47,8 +49,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="pipeline.yaml (default: %(default)s)")
     p.add_argument("--clouds-yaml", default=None,
                    help="clouds.yaml to read (default: OS_CLIENT_CONFIG_FILE or the standard search path)")
-    p.add_argument("--cloud", action="append", default=None, metavar="NAME",
-                   help="only this cloud (repeatable)")
+    p.add_argument("--cloud", action="append", default=None, metavar="NAME[/REGION]",
+                   help="only this cloud, every region of it or one (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check-config", help="validate pipeline.yaml, vendor profiles and clouds.yaml")
     _add_common(check)
+    check.add_argument("--discover", action="store_true",
+                       help="also ask each cloud: image API, import methods, object store")
     build = sub.add_parser("build", help="build the base image and convert it for every cloud")
     _add_common(build)
     build.add_argument("--work-dir", default=os.environ.get("IMAGEFLEET_WORK_DIR", "work"))
@@ -92,7 +96,8 @@ def load_all(args: argparse.Namespace):
     clouds = load_clouds(args.clouds_yaml)
     selected = select_clouds(config, profiles, clouds, only=args.cloud)
     for cloud in selected:
-        for secret in _secrets_of(cloud.config.auth):
+        # OS_PASSWORD sits at the top level until openstacksdk validates the auth
+        for secret in _secrets_of({**cloud.config.config, **cloud.config.auth}):
             logsetup.register_secret(secret)
         session.auth_plugin(cloud.config)       # incomplete credentials: refused now
     return config, selected
@@ -106,10 +111,19 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config, selected = load_all(args)
     plan = plan_build(config)
     print(f"pipeline: {config.path} (image {config.image_name}, build {plan.build_id})")
-    print(f"{'cloud':<24} {'profile':<18} {'format':<7}")
-    for cloud in selected:
-        print(f"{cloud.name:<24} {cloud.profile.name:<18} {cloud.disk_format:<7}")
+    print(render_plan(selected))
     print(f"formats to convert: {', '.join(distinct_formats(c.disk_format for c in selected))}")
+    if args.discover:
+        found, code = {}, 0
+        for cloud in selected:       # one unreachable cloud does not hide the others
+            try:
+                found[cloud.name] = discover(cloud)
+            except PipelineError as e:
+                print(f"imagefleet: {e.at(where=cloud.name, step='discovery')}",
+                      file=sys.stderr)
+                code = EXIT_FAILED
+        print(render_discovery(found))
+        return code
     return 0
 
 

@@ -36,7 +36,9 @@ def write_clouds_yaml(path: Path, clouds: dict) -> Path:
 
 
 def cloud_entry(profile: str, **extra) -> dict:
-    entry = {"profile": profile, "auth_type": "password", "region_name": "RegionOne",
+    """A clouds.yaml entry naming imagefleet profile ``profile`` (under ``imagefleet:``)."""
+    entry = {"imagefleet": {"profile": profile}, "auth_type": "password",
+             "region_name": "RegionOne",
              "auth": {"auth_url": "http://127.0.0.1:1/v3", "username": "demo",
                       "password": "s3cret-pass", "project_name": "demo",
                       "user_domain_name": "Default", "project_domain_name": "Default"}}

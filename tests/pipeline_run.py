@@ -160,7 +160,7 @@ def clouds_yaml_with_profiles(lc, names: Sequence[str], dest: Path) -> Path:
     clouds_yaml_for(lc, names, dest)
     clouds = yaml.safe_load(dest.read_text())["clouds"]
     for name, entry in clouds.items():
-        entry["profile"] = name.removesuffix("-2")
+        entry.setdefault("imagefleet", {})["profile"] = name.removesuffix("-2")
     dest.write_text(yaml.safe_dump({"clouds": clouds}, sort_keys=False))
     return dest
 

@@ -99,7 +99,7 @@ def clouds_yaml(state: dict[str, Any]) -> str:
                      "user_domain_name": "Default", "project_domain_name": "Default"},
         }
         if profile:
-            out = {"profile": profile, **out}
+            out = {"imagefleet": {"profile": profile}, **out}
         return out
     clouds = {CLOUD_NAME: entry(state["admin"], CLOUD_NAME),
               f"{CLOUD_NAME}-demo": entry(state["demo"], None)}

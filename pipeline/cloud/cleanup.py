@@ -24,7 +24,7 @@ from pipeline.cloud.marks import BUILD, MANAGED
 from pipeline.cloud.netaccess import Clients, delete_group
 from pipeline.cloud.session import cloud_errors
 from pipeline.core import atomicfile
-from pipeline.settings.clouds import Cloud
+from pipeline.settings.clouds import Cloud, file_name
 
 LOG = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Journal:
     """The ids one run made, on disk as soon as each exists (atomic rewrite)."""
 
     def __init__(self, directory: str | os.PathLike, cloud: str, name: str):
-        self.path = Path(directory) / f"{cloud}-{name}.json"
+        self.path = Path(directory) / f"{file_name(cloud)}-{name}.json"
         self.data: dict[str, Any] = {"cloud": cloud, "name": name, "made": []}
 
     def add(self, kind: str, collection: str, rid: str) -> None:
@@ -70,7 +70,7 @@ def journals(directory: str | os.PathLike | None, cloud: str) -> list[tuple[Path
     if directory is None or not Path(directory).is_dir():
         return []
     found = []
-    for path in sorted(Path(directory).glob(f"{cloud}-{PREFIX}*.json")):
+    for path in sorted(Path(directory).glob(f"{file_name(cloud)}-{PREFIX}*.json")):
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):

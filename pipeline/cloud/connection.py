@@ -71,3 +71,12 @@ class Connection:
             nova=Nova(self.compute, self.where),
             neutron=Neutron(self.network, self.where) if api == "neutron" else None,
             nova_network=NovaNetwork(self.compute, self.where) if api == "nova-network" else None)
+
+
+def discover(cloud: Cloud) -> dict[str, str]:
+    """What the cloud says about itself (``check-config --discover``): no secret in it."""
+    conn = Connection(cloud)
+    api = conn.image_api
+    return {"image API": f"v{api.version}" + (f".{api.minor}" if api.minor is not None else ""),
+            "import methods": ", ".join(api.import_methods) or "none",
+            "object store": "yes" if conn.has_service("object-store") else "no"}

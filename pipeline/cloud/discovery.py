@@ -122,7 +122,7 @@ def discovered_versions(session: ksa_session.Session, cloud: CloudConfig) -> lis
         data = session.get_all_version_data(service_type="image", interface=cloud.interface,
                                             region_name=cloud.region_name)
     except ksa_exc.DiscoveryFailure as e:
-        LOG.debug("%s: image version discovery failed: %s", cloud.name, e)
+        LOG.debug("%s: image version discovery failed: %s", cloud.key, e)
         return []
     found: list[Any] = []
     for interfaces in data.values():
@@ -134,15 +134,15 @@ def discovered_versions(session: ksa_session.Session, cloud: CloudConfig) -> lis
 def discover_image_api(session: ksa_session.Session, cloud: CloudConfig,
                        pin: str | None = None) -> ImageApi:
     """Find the Glance API to use: discovery, then the fall-backs, each probed once."""
-    with cloud_errors(cloud.name, "discovery"):
+    with cloud_errors(cloud.key, "discovery"):
         catalog_url = session.get_endpoint(service_type="image", interface=cloud.interface,
                                            region_name=cloud.region_name, skip_discovery=True)
-        override = cloud.config.get("image_endpoint_override")
+        override = cloud.cloud_region().get_endpoint("image")
         found = [] if override else discovered_versions(session, cloud)
         candidates = choose_image_api(pin, found, override or catalog_url)
         seen = tuple(sorted({m for m in (_major(v)[0] for v in found) if m}))
         LOG.debug("%s: image API candidates %s (discovered %s, catalog %s)",
-                  cloud.name, candidates, seen or "nothing", catalog_url)
+                  cloud.key, candidates, seen or "nothing", catalog_url)
         tried = []
         for major in candidates:
             image = _versioned_adapter(session, cloud, major, override or catalog_url)
@@ -153,17 +153,17 @@ def discover_image_api(session: ksa_session.Session, cloud: CloudConfig,
             resp = ad.get("images", params={"limit": 1}, raise_exc=False)
             if resp.status_code < 300:
                 methods = _import_methods(ad) if major == "2" else ()
-                LOG.info("%s: Glance v%s at %s%s", cloud.name, major, url,
+                LOG.info("%s: Glance v%s at %s%s", cloud.key, major, url,
                          f" (import methods: {', '.join(methods)})" if methods else "")
                 return ImageApi(version=major, adapter=ad, endpoint=url,
                                 import_methods=methods, discovered=seen,
                                 minor=newest_minor(found, major))
             if resp.status_code in (401, 403) or resp.status_code >= 500:
-                raise response_error(resp, f"Glance v{major}", where=cloud.name,
+                raise response_error(resp, f"Glance v{major}", where=cloud.key,
                                      step="discovery")
             tried.append(f"v{major}: {resp.status_code} at {url}")
     raise errors.EndpointNotFound("no usable image API (" + "; ".join(tried) + ")",
-                                  where=cloud.name)
+                                  where=cloud.key)
 
 
 def _versioned_adapter(session: ksa_session.Session, cloud: CloudConfig, major: str,

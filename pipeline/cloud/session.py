@@ -4,9 +4,10 @@
 service; every request goes through ``Api.call``, which turns a failed status
 into the pipeline's error (``response_error``, the status table in ``errors``).
 
-The Session comes from the cloud's ``clouds.yaml`` entry through keystoneauth's
-plugin loaders (password and application-credential auth, identity v2.0 and
-v3, region, interface, verify/cacert).  keystoneauth's own request log hashes
+The Session is made from what openstacksdk's config loader resolved for the
+cloud and region (its auth plugin: password, token or application credential,
+identity v2.0 or v3; verify/cacert/cert; per-service interface, service name
+and endpoint override).  keystoneauth's own request log hashes
 tokens and never logs the authentication body; our own log lines only ever
 see ``CloudConfig.redacted()``.  Foreign errors become ``PipelineError`` here,
 at the boundary.
@@ -21,8 +22,8 @@ from typing import Any
 
 import keystoneauth1.exceptions as ksa_exc
 from keystoneauth1 import adapter as ksa_adapter
-from keystoneauth1 import loading
 from keystoneauth1 import session as ksa_session
+from openstack import exceptions as sdk_exc
 
 from pipeline.core import errors
 from pipeline.settings.clouds import CloudConfig
@@ -37,66 +38,11 @@ USER_AGENT = "imagefleet"
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
 
-# clouds.yaml (os-client-config) names that differ from keystoneauth's.
-_V2_RENAMES = {"project_name": "tenant_name", "project_id": "tenant_id"}
-
-
-def choose_auth_type(entry: Mapping[str, Any]) -> str:
-    """The keystoneauth plugin name for a clouds.yaml entry (os-client-config's rules).
-
-    An explicit ``auth_type`` wins; ``identity_api_version`` turns the generic
-    ``password``/``token`` into ``v2password``/``v3password``; application
-    credentials pick ``v3applicationcredential``.
-    """
-    auth = entry.get("auth") or {}
-    auth_type = entry.get("auth_type")
-    if not auth_type:
-        if auth.get("application_credential_id") or auth.get("application_credential_name"):
-            auth_type = "v3applicationcredential"
-        elif auth.get("token") and not auth.get("password"):
-            auth_type = "token"
-        else:
-            auth_type = "password"
-    version = str(entry.get("identity_api_version") or "").split(".")[0]
-    if auth_type in ("password", "token") and version in ("2", "3"):
-        auth_type = f"v{version}{auth_type}"
-    return auth_type
-
-
-def auth_options(auth_type: str, auth: Mapping[str, Any]) -> dict[str, Any]:
-    """The subset of ``auth`` the plugin accepts, renamed to its option names."""
-    try:
-        loader = loading.get_plugin_loader(auth_type)
-    except ksa_exc.NoMatchingPlugin as e:
-        raise errors.ConfigError(f"unknown auth_type {auth_type!r}", key="auth_type") from e
-    accepted: dict[str, str] = {}
-    for opt in loader.get_options():
-        accepted[opt.dest] = opt.dest
-        for dep in opt.deprecated:
-            accepted.setdefault(dep.dest, opt.dest)
-    given = {k: v for k, v in auth.items() if v not in (None, "")}
-    if auth_type.startswith("v2"):
-        given = {_V2_RENAMES.get(k, k): v for k, v in given.items()}
-    options = {accepted[k]: v for k, v in given.items() if k in accepted}
-    if auth_type in ("v3password", "v3applicationcredential", "v3token"):
-        # Keystone v3 needs a domain for names; os-client-config assumes "default".
-        if options.get("username") and not (options.get("user_domain_id")
-                                            or options.get("user_domain_name")):
-            options["user_domain_id"] = "default"
-        if options.get("project_name") and not (options.get("project_domain_id")
-                                                or options.get("project_domain_name")):
-            options["project_domain_id"] = "default"
-    return options
-
-
-def verify_option(entry: Mapping[str, Any]) -> bool | str:
-    """requests' ``verify``: False, True or the CA bundle path (``cacert``)."""
-    verify = entry.get("verify", True)
-    if isinstance(verify, str):
-        verify = verify.strip().lower() not in ("false", "no", "0", "off")
-    if verify is False:
-        return False
-    return entry.get("cacert") or True
+def verify_option(cloud: CloudConfig) -> bool | str:
+    """requests' ``verify``: False, True or the CA bundle path, as openstacksdk
+    resolves ``verify``/``cacert`` (``CloudRegion.get_requests_verify_args``)."""
+    verify, _cert = cloud.cloud_region().get_requests_verify_args()
+    return verify
 
 
 # The secret each common plugin needs; keystoneauth does not mark these
@@ -116,25 +62,24 @@ def missing_secret(auth_type: str, options: Mapping[str, Any]) -> str | None:
 
 
 def auth_plugin(cloud: CloudConfig):
-    """The keystoneauth plugin for ``cloud``, built without any network traffic.
+    """The keystoneauth plugin openstacksdk's loader makes for ``cloud`` (offline).
 
     Every way the entry can be incomplete is a ``ConfigError`` naming the file
     and the key, so ``check-config`` refuses it before any work is done.
     """
-    auth_type = choose_auth_type(cloud.config)
     key = f"clouds.{cloud.name}.auth"
+    auth_type = cloud.config.get("auth_type") or "password"
+    # openstacksdk moves top-level options (OS_PASSWORD) into ``auth`` as it validates
+    given = {**cloud.config, **cloud.auth}
+    missing = [secret] if (secret := missing_secret(auth_type, given)) else []
     try:
-        loader = loading.get_plugin_loader(auth_type)
+        region = cloud.cloud_region(validate=True)
     except ksa_exc.NoMatchingPlugin as e:
         raise errors.ConfigError(f"unknown auth_type {auth_type!r}", file=cloud.path,
                                  key=f"clouds.{cloud.name}.auth_type") from e
-    options = auth_options(auth_type, cloud.auth)
-    missing = [secret] if (secret := missing_secret(auth_type, options)) else []
-    try:
-        plugin = loader.load_from_options(**options)
     except ksa_exc.MissingRequiredOptions as e:
         missing = [o.dest for o in e.options] + missing
-    except (ksa_exc.OptionError, TypeError) as e:   # a plugin's own checks
+    except (ksa_exc.OptionError, TypeError, sdk_exc.ConfigException) as e:
         if not missing:
             detail = str(e).split(": ", 1)[-1] if isinstance(e, TypeError) else str(e)
             raise errors.ConfigError(f"incomplete auth for auth_type {auth_type} ({detail})",
@@ -142,7 +87,7 @@ def auth_plugin(cloud: CloudConfig):
     if missing:
         raise errors.ConfigError(f"missing {', '.join(missing)} for auth_type {auth_type}",
                                  file=cloud.path, key=key)
-    return plugin
+    return region.get_auth()
 
 
 def request_timeouts(cloud: CloudConfig) -> tuple[float, float]:
@@ -156,17 +101,13 @@ def request_timeouts(cloud: CloudConfig) -> tuple[float, float]:
 
 
 def make_session(cloud: CloudConfig) -> ksa_session.Session:
-    """The one keystoneauth1 Session for ``cloud``, every call under ``request_timeouts``."""
-    entry = cloud.config
-    auth_type = choose_auth_type(entry)
+    """The one keystoneauth1 Session for ``cloud``, every call under ``request_timeouts``;
+    its auth plugin, TLS verification and client certificate are openstacksdk's."""
     plugin = auth_plugin(cloud)
-    cert = entry.get("cert")
-    if cert and entry.get("key"):
-        cert = (cert, entry["key"])
+    verify, cert = cloud.cloud_region().get_requests_verify_args()
     LOG.debug("%s: session with %s auth, region %s, interface %s",
-              cloud.name, auth_type, cloud.region_name, cloud.interface)
-    session = ksa_session.Session(auth=plugin, verify=verify_option(entry), cert=cert,
-                                  app_name=USER_AGENT)
+              cloud.key, cloud.config.get("auth_type"), cloud.region_name, cloud.interface)
+    session = ksa_session.Session(auth=plugin, verify=verify, cert=cert, app_name=USER_AGENT)
     # Session(timeout=) takes one number; request() hands ``timeout`` to requests
     # unchanged, and requests takes the (connect, read) pair.
     session.timeout = request_timeouts(cloud)
@@ -175,18 +116,21 @@ def make_session(cloud: CloudConfig) -> ksa_session.Session:
 
 def adapter(session: ksa_session.Session, cloud: CloudConfig, service_type: str,
             **kwargs: Any) -> ksa_adapter.Adapter:
-    """An Adapter for one service of ``cloud``; ``<service>_endpoint_override`` is honoured."""
-    override = cloud.config.get(f"{service_type.replace('-', '_')}_endpoint_override")
+    """An Adapter for one service of ``cloud``, with openstacksdk's per-service settings:
+    ``<service>_endpoint_override``, ``<service>_service_name``, ``<service>_interface``."""
+    region = cloud.cloud_region()
+    override = region.get_endpoint(service_type)
     if override and "endpoint_override" not in kwargs:
         kwargs["endpoint_override"] = override
     return ksa_adapter.Adapter(session, service_type=service_type,
-                               interface=cloud.interface, region_name=cloud.region_name,
-                               **kwargs)
+                               service_name=region.get_service_name(service_type),
+                               interface=region.get_interface(service_type),
+                               region_name=cloud.region_name, **kwargs)
 
 
 def has_service(session: ksa_session.Session, cloud: CloudConfig, service_type: str) -> bool:
     """Whether the catalog offers ``service_type`` at the cloud's region and interface."""
-    with cloud_errors(cloud.name, "discovery"):
+    with cloud_errors(cloud.key, "discovery"):
         try:
             return bool(session.get_endpoint(service_type=service_type,
                                              interface=cloud.interface,

@@ -94,10 +94,10 @@ class SwiftStaging:
         self.adapter = conn.object_store
 
     def _options(self) -> dict[str, Any]:
-        with cloud_errors(self.cloud.name, "staging"):
+        with cloud_errors(self.cloud.key, "staging"):
             token = self.session.get_token()
             storage_url = self.adapter.get_endpoint()
-        verify = verify_option(self.cloud.config)
+        verify = verify_option(self.cloud)
         options: dict[str, Any] = dict.fromkeys(_NO_AMBIENT_AUTH)
         options.update({
             "os_auth_token": token, "os_storage_url": storage_url, "retries": 0,
@@ -118,7 +118,7 @@ class SwiftStaging:
         try:
             result = swift.capabilities()
         except (ClientException, SwiftError) as e:
-            LOG.debug("%s: no Swift /info: %s", self.cloud.name, e)
+            LOG.debug("%s: no Swift /info: %s", self.cloud.key, e)
             return {}
         return dict(result.get("capabilities") or {}) if result.get("success") else {}
 
@@ -139,7 +139,7 @@ class SwiftStaging:
                 options.update({"segment_size": segment_size, "use_slo": True,
                                 "segment_container": staged.segment_container})
                 source: Any = os.fspath(path)   # SwiftService reads each segment itself
-                LOG.info("%s: staging %s as %d segments of %d bytes", self.cloud.name, name,
+                LOG.info("%s: staging %s as %d segments of %d bytes", self.cloud.key, name,
                          math.ceil(size / segment_size), segment_size)
             else:
                 source = FileReader(path, progress)
@@ -160,7 +160,7 @@ class SwiftStaging:
         action = res.get("action")
         if action == "create_container":
             if not res.get("success"):
-                LOG.debug("%s: container PUT failed (may exist): %s", self.cloud.name,
+                LOG.debug("%s: container PUT failed (may exist): %s", self.cloud.key,
                           res.get("error"))
             return
         if action == "upload_segment":
@@ -169,21 +169,21 @@ class SwiftStaging:
             if seg_name:
                 staged.segments.append(seg_name)
             if not res.get("success"):
-                raise swift_error(res, f"segment {res.get('segment_index')}", self.cloud.name)
+                raise swift_error(res, f"segment {res.get('segment_index')}", self.cloud.key)
             if progress is not None:
                 progress.update(int(res.get("segment_size") or 0))
             if seg_name:
                 self._expire(swift, staged.segment_container, seg_name)
             return
         if not res.get("success"):
-            raise swift_error(res, f"object {staged.import_from}", self.cloud.name)
+            raise swift_error(res, f"object {staged.import_from}", self.cloud.key)
 
     def _expire(self, swift: SwiftService, container: str, name: str) -> None:
         """Segments do not get the upload's headers: give each its X-Delete-After."""
         options = {"header": [f"X-Delete-After: {self.delete_after}"]}
         for res in swift.post(container=container, objects=[name], options=options):
             if not res.get("success"):
-                raise swift_error(res, f"expiry of segment {name}", self.cloud.name)
+                raise swift_error(res, f"expiry of segment {name}", self.cloud.key)
 
     def delete(self, staged: StagedObject) -> None:
         """Remove the object and its segments; absent ones are fine."""
@@ -192,7 +192,7 @@ class SwiftStaging:
             for res in swift.delete(container=staged.container, objects=names,
                                     options={"leave_segments": False}):
                 if not res.get("success") and _status(res) != 404:
-                    raise swift_error(res, f"delete {staged.import_from}", self.cloud.name)
+                    raise swift_error(res, f"delete {staged.import_from}", self.cloud.key)
             if staged.segmented:
                 leftovers = set(staged.segments) | set(self._listing(
                     swift, staged.segment_container, f"{staged.name}/"))
@@ -200,7 +200,7 @@ class SwiftStaging:
                     for res in swift.delete(container=staged.segment_container,
                                             objects=sorted(leftovers)):
                         if not res.get("success") and _status(res) != 404:
-                            raise swift_error(res, "delete segments", self.cloud.name)
+                            raise swift_error(res, "delete segments", self.cloud.key)
         for container in (staged.segment_container if staged.segmented else None,
                           staged.container):
             if container:
@@ -212,10 +212,10 @@ class SwiftStaging:
         Through the object-store Adapter: SwiftService's container delete would
         first delete every object in it, someone else's staging included.
         """
-        with cloud_errors(self.cloud.name, "cleanup"):
+        with cloud_errors(self.cloud.key, "cleanup"):
             resp = self.adapter.delete(container, raise_exc=False)
         if resp.status_code not in (204, 404, 409):
-            LOG.debug("%s: keeping container %s: %s", self.cloud.name, container,
+            LOG.debug("%s: keeping container %s: %s", self.cloud.key, container,
                       resp.status_code)
 
     def _listing(self, swift: SwiftService, container: str, prefix: str) -> Iterator[str]:
@@ -223,19 +223,19 @@ class SwiftStaging:
             if not page.get("success"):
                 if _status(page) == 404:
                     return
-                raise swift_error(page, f"list {container}", self.cloud.name)
+                raise swift_error(page, f"list {container}", self.cloud.key)
             for item in page.get("listing", []):
                 yield item["name"]
 
     def _set_temp_url_key(self) -> str:
         """Give the account a Temp-URL key (as openstacksdk does) when it has none."""
         key = secrets.token_hex(32)
-        with cloud_errors(self.cloud.name, "staging"):
+        with cloud_errors(self.cloud.key, "staging"):
             resp = self.adapter.post("", headers={"X-Account-Meta-Temp-URL-Key": key},
                                      raise_exc=False)
         if resp.status_code not in (200, 202, 204):
             raise errors.UploadError(f"cannot set a temp URL key on the Swift account "
-                                     f"({resp.status_code})", where=self.cloud.name,
+                                     f"({resp.status_code})", where=self.cloud.key,
                                      step="staging")
         return key
 
@@ -245,7 +245,7 @@ class SwiftStaging:
             stat = swift.stat()
         headers = (stat.get("headers") or {}) if stat.get("success") else {}
         key = headers.get("x-account-meta-temp-url-key") or self._set_temp_url_key()
-        with cloud_errors(self.cloud.name, "staging"):
+        with cloud_errors(self.cloud.key, "staging"):
             storage = urlsplit(self.adapter.get_endpoint())
         path = f"{storage.path.rstrip('/')}/{staged.container}/{staged.name}"
         signed = generate_temp_url(path, int(time.time()) + seconds, key, "GET", absolute=True)

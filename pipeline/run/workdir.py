@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pipeline.core.formats import EXTENSION
 from pipeline.image.vm import ACCEL_CACHE
+from pipeline.settings.clouds import file_name
 
 
 @dataclass(frozen=True)
@@ -50,19 +51,19 @@ class WorkDir:
         """This host's accelerator decision, shared by every build's local boots."""
         return self.root / ACCEL_CACHE
 
-    # -- one build on one cloud -----------------------------------------------------------
+    # -- one build on one cloud and region (``cloud`` is the target key, ``name/region``) ---
 
     def upload_record(self, build_id: str, cloud: str) -> Path:
-        return self.root / "uploads" / build_id / f"{cloud}.json"
+        return self.root / "uploads" / build_id / f"{file_name(cloud)}.json"
 
     def verify_dir(self, build_id: str) -> Path:
         return self.root / "verify" / build_id
 
     def verify_record(self, build_id: str, cloud: str) -> Path:
-        return self.verify_dir(build_id) / f"{cloud}.json"
+        return self.verify_dir(build_id) / f"{file_name(cloud)}.json"
 
     def retention_record(self, build_id: str, cloud: str) -> Path:
-        return self.root / "retention" / build_id / f"{cloud}.json"
+        return self.root / "retention" / build_id / f"{file_name(cloud)}.json"
 
     # -- the run ---------------------------------------------------------------------------
 

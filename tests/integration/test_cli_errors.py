@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import cloud_entry, write_clouds_yaml
+from tests.conftest import REPO, cloud_entry, write_clouds_yaml
 
 
 def imagefleet(*args: str, cwd: Path, env_extra: dict | None = None):
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), **(env_extra or {})}
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "PYTHONPATH": str(REPO),
+           **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "tasks.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=60, check=False)
 
@@ -42,6 +43,18 @@ def test_good_config_lists_clouds_and_formats(config_tree, tmp_path):
     assert "s3cret-pass" not in result.stdout + result.stderr
 
 
+def test_todays_clouds_yaml_form_is_one_line_saying_how_to_move_it(config_tree, tmp_path):
+    entry = cloud_entry("hp-like")
+    entry["profile"] = entry.pop("imagefleet")["profile"]
+    clouds = write_clouds_yaml(tmp_path / "clouds.yaml", {"hp": entry})
+    result = check_config(config_tree, clouds)
+    line = one_error_line(result)
+    assert line == (f"imagefleet: {clouds}: config: clouds.hp.profile: 'hp-like' is not an "
+                    "openstacksdk vendor; an imagefleet profile now lives under its own key: "
+                    "'imagefleet: {profile: hp-like}'")
+    assert result.returncode == 2
+
+
 def test_malformed_clouds_yaml(config_tree, tmp_path):
     clouds = tmp_path / "clouds.yaml"
     clouds.write_text("clouds:\n  hp:\n    profile: hp-like\n   auth: {}\n")
@@ -52,7 +65,7 @@ def test_malformed_clouds_yaml(config_tree, tmp_path):
 def test_unknown_profile(config_tree, tmp_path):
     clouds = write_clouds_yaml(tmp_path / "clouds.yaml", {"x": cloud_entry("nimbus-like")})
     line = one_error_line(check_config(config_tree, clouds))
-    assert "clouds.x.profile: unknown vendor profile 'nimbus-like'" in line
+    assert "clouds.x.imagefleet.profile: unknown vendor profile 'nimbus-like'" in line
 
 
 def test_unknown_format(config_tree, tmp_path):

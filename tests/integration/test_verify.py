@@ -67,7 +67,7 @@ def clouds_yaml(lc, tmp_path_factory):
     """The local cloud's clouds.yaml, with the check port its forwarder listens on."""
     data = yaml.safe_load(lc.clouds_yaml.read_text())
     for entry in data["clouds"].values():
-        entry["imagefleet_profile_overrides"]["network"]["check_port"] = SSH_PORT
+        entry["imagefleet"]["overrides"]["network"]["check_port"] = SSH_PORT
     path = tmp_path_factory.mktemp("clouds") / "clouds.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

@@ -68,7 +68,7 @@ def test_port_22_answers_only_by_the_vendors_path(cloud, booted, lcc, csessions)
     compute, server = booted[cloud]
     assert server["status"] == "ACTIVE", server.get("fault")
     net, sess = shape(cloud), csessions[cloud]
-    cidr = lcc.config(cloud)["imagefleet_profile_overrides"]["network"]["routable_cidrs"][0]
+    cidr = lcc.config(cloud)["imagefleet"]["overrides"]["network"]["routable_cidrs"][0]
     routable = [a for a in addresses(server) if a.startswith(cidr.rsplit(".", 2)[0] + ".")]
     private = [a for a in addresses(server) if a not in routable]
     fip_id, rule = None, None

@@ -115,7 +115,7 @@ def test_address_shape_of_each_talk(compute, lcc, tiny):
     server = wait_status(adapter, server["id"], "ACTIVE")
     fixed = addresses(server, "fixed")
     assert all(ipaddress.ip_address(a) in ipaddress.ip_network("127.0.0.0/8") for a in fixed)
-    cidr = lcc.config(cloud)["imagefleet_profile_overrides"]["network"]["routable_cidrs"][0]
+    cidr = lcc.config(cloud)["imagefleet"]["overrides"]["network"]["routable_cidrs"][0]
     routable = [a for a in fixed if ipaddress.ip_address(a) in ipaddress.ip_network(cidr)]
     private = [a for a in fixed if ipaddress.ip_address(a) in PRIVATE]
     networks = set(server["addresses"])

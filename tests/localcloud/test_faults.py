@@ -208,7 +208,7 @@ def test_a_personality_file_outside_the_package_with_its_own_faults(tmp_path):
     path = tmp_path / "flaky-like.yaml"
     path.write_text(yaml.safe_dump(data))
     with running_cloud([str(path)], tmp_path / "data") as lc:
-        assert lc.config("flaky-like")["profile"] == "flaky-like"
+        assert lc.config("flaky-like")["imagefleet"]["profile"] == "flaky-like"
         glance = image_adapter(make_session(lc, "flaky-like"), lc, "flaky-like", 2)
         assert glance.post("/images", json={"name": "x"}, raise_exc=False).status_code == 503
         assert glance.get("/images").status_code == 200

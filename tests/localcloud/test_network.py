@@ -92,7 +92,7 @@ def test_tenant_network_subnet_port_and_floating_ip(cloud, lcc, tiny):
     bad = network.post("/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4,
                                                     "cidr": "10.0.0.0/24"}}, raise_exc=False)
     assert bad.status_code == 400 and bad.json()["NeutronError"]["type"] == "InvalidInput"
-    routable = lcc.config(name)["imagefleet_profile_overrides"]["network"]["routable_cidrs"][0]
+    routable = lcc.config(name)["imagefleet"]["overrides"]["network"]["routable_cidrs"][0]
     prefix = f"127.{int(routable.split('.')[1]) + 100}.7"       # the cloud's private slice
     subnet = network.post("/subnets", json={"subnet": {
         "network_id": net["id"], "cidr": f"{prefix}.0/24", "ip_version": 4}}).json()["subnet"]

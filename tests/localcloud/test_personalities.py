@@ -103,6 +103,6 @@ def test_clouds_yaml_entry_carries_profile_and_auth(tmp_path):
         cloud = Cloud(name=name, personality=personality.load(name), store=None, faults=None,
                       port=5000, token_ttl=60, credentials=creds, services={})
         entry = clouds_yaml_entry(cloud)
-        assert entry["profile"] == name
+        assert entry["imagefleet"]["profile"] == name
         assert entry["auth_type"] == auth_type
         assert entry["auth"]["auth_url"].startswith("http://127.0.0.1:5000/identity/")

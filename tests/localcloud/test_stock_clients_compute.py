@@ -71,7 +71,7 @@ def test_openstacksdk_create_server_auto_ip_reaches_every_shape(lcc, tiny):
             _cleanup(lcc, cloud)
     for cloud, (address, seconds) in results.items():
         print(f"\n{cloud}: openstacksdk says {address}, port 22 answered after {seconds:.1f} s")
-        cidr = lcc.config(cloud)["imagefleet_profile_overrides"]["network"]["routable_cidrs"][0]
+        cidr = lcc.config(cloud)["imagefleet"]["overrides"]["network"]["routable_cidrs"][0]
         assert address.startswith(cidr.rsplit(".", 2)[0] + ".")
 
 

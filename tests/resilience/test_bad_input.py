@@ -220,7 +220,8 @@ def wrong_password(cloud) -> tuple[str, dict]:
 
 
 def no_image_service(cloud) -> tuple[str, dict]:
-    return IMAGELESS, dict(cloud.config(IMAGELESS), profile=HP)
+    entry = cloud.config(IMAGELESS)
+    return IMAGELESS, dict(entry, imagefleet={**entry.get("imagefleet", {}), "profile": HP})
 
 
 

@@ -58,7 +58,7 @@ class Scenario:
     outcome: str                                  # "ok" or "fail"
     step: str | None = None                       # of the error line, for "fail"
     words: tuple[str, ...] = ()                   # in the error line's cause
-    overrides: dict[str, dict] = field(default_factory=dict)  # imagefleet_profile_overrides
+    overrides: dict[str, dict] = field(default_factory=dict)  # imagefleet: {overrides: ...}
     attempts: int | None = None                   # upload attempts of an "ok" run
     fired: int | None = None                      # exactly this often (default: at least once)
 
@@ -152,7 +152,8 @@ def scenario_pipeline(lc, root: Path, scenario: Scenario) -> tuple[Pipeline, str
     image_name = f"cf-{scenario.id}"
     clouds_yaml = clouds_yaml_for(lc, [scenario.cloud], root / "clouds.yaml")
     data = yaml.safe_load(clouds_yaml.read_text())
-    overrides = data["clouds"][scenario.cloud].setdefault("imagefleet_profile_overrides", {})
+    overrides = data["clouds"][scenario.cloud].setdefault("imagefleet", {}).setdefault(
+        "overrides", {})
     for section, values in scenario.overrides.items():
         overrides.setdefault(section, {}).update(values)
     clouds_yaml.write_text(yaml.safe_dump(data, sort_keys=False))

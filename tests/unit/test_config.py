@@ -8,10 +8,9 @@ import pytest
 import yaml
 
 from pipeline.core.errors import ConfigError
-from pipeline.settings.clouds import load_clouds, redact, select_clouds
 from pipeline.settings.config import load_pipeline, load_profile, load_profiles
 from pipeline.settings.profile import ImageSection, MetadataSection
-from tests.conftest import REPO, cloud_entry, write_clouds_yaml
+from tests.conftest import REPO
 
 VENDOR_FILES = sorted((REPO / "config" / "vendors").glob("*.yaml"))
 
@@ -107,84 +106,6 @@ def _accel_config(config_tree, monkeypatch, in_file, env):
     else:
         monkeypatch.delenv("IMAGEFLEET_ACCEL", raising=False)
     return path
-
-
-def _select(config_tree, tmp_path, clouds, only=None, env=None):
-    config = load_pipeline(config_tree / "pipeline.yaml")
-    profiles = load_profiles(config.vendors_dir)
-    path = write_clouds_yaml(tmp_path / "clouds.yaml", clouds)
-    return select_clouds(config, profiles, load_clouds(path), only=only, env=env or {})
-
-
-def test_clouds_get_their_profile_and_format(config_tree, tmp_path):
-    selected = _select(config_tree, tmp_path, {
-        "rax": cloud_entry("rackspace-like"), "hp": cloud_entry("hp-like"),
-        "dh": cloud_entry("dreamhost-like"), "plain": {"auth": {}}})
-    assert [(c.name, c.profile.name, c.disk_format) for c in selected] == [
-        ("rax", "rackspace-like", "vhd"), ("hp", "hp-like", "qcow2"), ("dh", "dreamhost-like", "raw")]
-
-
-def test_os_cloud_and_only_select(config_tree, tmp_path):
-    clouds = {"a": cloud_entry("hp-like"), "b": cloud_entry("ovh-like")}
-    assert [c.name for c in _select(config_tree, tmp_path, clouds, env={"OS_CLOUD": "b"})] == ["b"]
-    assert [c.name for c in _select(config_tree, tmp_path, clouds, only=["a"])] == ["a"]
-
-
-def test_unknown_profile_is_one_line(config_tree, tmp_path):
-    with pytest.raises(ConfigError) as err:
-        _select(config_tree, tmp_path, {"x": cloud_entry("nimbus-like")})
-    line = str(err.value)
-    assert "clouds.yaml: config: clouds.x.profile: unknown vendor profile 'nimbus-like'" in line
-
-
-@pytest.mark.parametrize("fmt, words", [("vmdk", "unknown format 'vmdk'"),
-                                        ("qcow2", "not accepted by this vendor")])
-def test_bad_image_format_override(config_tree, tmp_path, fmt, words):
-    with pytest.raises(ConfigError) as err:
-        _select(config_tree, tmp_path, {"x": cloud_entry("rackspace-like", image_format=fmt)})
-    assert "clouds.x.image_format" in str(err.value) and words in str(err.value)
-
-
-def test_malformed_clouds_yaml(tmp_path):
-    path = tmp_path / "clouds.yaml"
-    path.write_text("clouds:\n  a: {auth: [\n")
-    with pytest.raises(ConfigError, match="malformed YAML"):
-        load_clouds(path)
-    path.write_text("clouds: [a, b]\n")
-    with pytest.raises(ConfigError, match="clouds: expected a mapping"):
-        load_clouds(path)
-
-
-def test_secure_yaml_is_merged_and_secrets_redacted(tmp_path):
-    entry = cloud_entry("hp-like")
-    del entry["auth"]["password"]
-    write_clouds_yaml(tmp_path / "clouds.yaml", {"hp": entry})
-    (tmp_path / "secure.yaml").write_text(yaml.safe_dump(
-        {"clouds": {"hp": {"auth": {"password": "from-secure"}}}}))
-    cloud = load_clouds(tmp_path / "clouds.yaml")["hp"]
-    assert cloud.auth["password"] == "from-secure"
-    assert "from-secure" not in repr(cloud)
-    assert redact(cloud.config)["auth"]["password"] == "***"
-
-
-def test_search_path_honours_os_client_config_file(tmp_path):
-    path = write_clouds_yaml(tmp_path / "elsewhere.yaml", {"a": cloud_entry("hp-like")})
-    from pipeline.settings.clouds import find_clouds_yaml
-    assert find_clouds_yaml({"OS_CLIENT_CONFIG_FILE": str(path)}) == path
-    with pytest.raises(ConfigError, match="no clouds.yaml found"):
-        find_clouds_yaml({"OS_CLIENT_CONFIG_FILE": str(tmp_path / "missing.yaml")})
-
-
-def test_profile_overrides_from_clouds_yaml(config_tree, tmp_path):
-    overrides = {"network": {"routable_cidrs": ["127.100.0.0/16"]}}
-    (cloud,) = _select(config_tree, tmp_path, {
-        "ovh": cloud_entry("ovh-like", imagefleet_profile_overrides=overrides)})
-    assert cloud.profile.network.routable_cidrs == ["127.100.0.0/16"]
-    assert cloud.profile.network.external == "routable-port"  # the rest is kept
-    with pytest.raises(ConfigError) as err:
-        _select(config_tree, tmp_path, {"ovh": cloud_entry(
-            "ovh-like", imagefleet_profile_overrides={"network": {"colour": 1}})})
-    assert "clouds.ovh.imagefleet_profile_overrides.network.colour: unknown key" in str(err.value)
 
 
 def test_profile_sections_carry_the_defaults():

@@ -3,7 +3,7 @@
 import pytest
 
 from pipeline.cloud.connection import Connection
-from pipeline.settings.clouds import Cloud, CloudConfig
+from pipeline.settings.clouds import Cloud, cloud_from_entry
 from pipeline.settings.profile import Profile
 
 ENTRY = {"auth": {"auth_url": "http://127.0.0.1:1/v3", "username": "u", "password": "p",
@@ -14,7 +14,7 @@ def connection(network_api: str) -> Connection:
     profile = Profile(name="x", path="x.yaml", data={
         "name": "x", "image": {"disk_formats": ["qcow2"]},
         "network": {"api": network_api, "external": "floating"}})
-    config = CloudConfig(name="c", path="clouds.yaml", config=dict(ENTRY))
+    config = cloud_from_entry("c", dict(ENTRY))
     return Connection(Cloud(config=config, profile=profile, disk_format="qcow2"))
 
 

@@ -15,7 +15,7 @@ from pipeline.cloud.discovery import (
 )
 from pipeline.cloud.session import make_session
 from pipeline.core.errors import EndpointNotFound
-from pipeline.settings.clouds import CloudConfig
+from pipeline.settings.clouds import cloud_from_entry
 from tests.unit.fake_openstack import serve, v3_entry
 
 
@@ -128,7 +128,7 @@ def test_discover_image_api(shape):
     holder: dict = {}                  # filled once the fake's URL is known
     with serve({"image": path}, holder) as fake:
         holder.update(routes(fake.url))
-        cloud = CloudConfig("fake", "clouds.yaml", v3_entry(fake.url))
+        cloud = cloud_from_entry("fake", v3_entry(fake.url))
         api = discover_image_api(make_session(cloud), cloud, pin)
     assert api.version == version
     assert api.endpoint == fake.url + suffix
@@ -136,7 +136,7 @@ def test_discover_image_api(shape):
 
 def test_discover_image_api_nothing_usable():
     with serve({"image": "/image"}, {}) as fake:
-        cloud = CloudConfig("fake", "clouds.yaml", v3_entry(fake.url))
+        cloud = cloud_from_entry("fake", v3_entry(fake.url))
         with pytest.raises(EndpointNotFound, match="no usable image API .v2: 404"):
             discover_image_api(make_session(cloud), cloud, None)
 

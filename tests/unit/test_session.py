@@ -12,15 +12,13 @@ import pytest
 from pipeline.cloud import session as session_module
 from pipeline.cloud.session import (
     adapter,
-    auth_options,
-    choose_auth_type,
     cloud_errors,
     make_session,
     request_timeouts,
     verify_option,
 )
 from pipeline.core import errors
-from pipeline.settings.clouds import CloudConfig
+from pipeline.settings.clouds import cloud_from_entry
 from tests.unit.fake_openstack import APP_SECRET, PASSWORD, TOKEN, serve
 
 IMAGES = {"GET /image/v2/images": (200, {"images": []})}
@@ -33,7 +31,7 @@ def fake():
 
 
 def cloud(entry):
-    return CloudConfig(name="testcloud", path="clouds.yaml", config=entry)
+    return cloud_from_entry("testcloud", entry)
 
 
 ENTRIES = {
@@ -45,7 +43,11 @@ ENTRIES = {
         "identity_api_version": "2.0", "auth": {
             "auth_url": f"{url}/v2.0", "username": "demo", "password": PASSWORD,
             "project_name": "demo"}},
-    "v3 application credential": lambda url: {"auth": {
+    "v3 password, one domain_id for user and project (openstacksdk copies it)": lambda url: {
+        "identity_api_version": 3, "auth": {
+            "auth_url": f"{url}/v3", "username": "demo", "password": PASSWORD,
+            "project_name": "demo", "domain_id": "default"}},
+    "v3 application credential": lambda url: {"auth_type": "v3applicationcredential", "auth": {
         "auth_url": f"{url}/v3", "application_credential_id": "ac1",
         "application_credential_secret": APP_SECRET}},
 }
@@ -80,59 +82,32 @@ def test_bad_credentials_one_line_no_retry(fake, kind, caplog):
     assert "wrong" not in caplog.text
 
 
-@pytest.mark.parametrize("entry, expected", [
-    ({"auth": {"password": "x"}}, "password"),
-    ({"identity_api_version": 3, "auth": {"password": "x"}}, "v3password"),
-    ({"identity_api_version": "2.0", "auth": {"password": "x"}}, "v2password"),
-    ({"auth": {"application_credential_id": "a", "application_credential_secret": "s"}},
-     "v3applicationcredential"),
-    ({"auth_type": "v3applicationcredential", "identity_api_version": 3, "auth": {}},
-     "v3applicationcredential"),
-    ({"auth": {"token": "t"}}, "token"),
-    ({"auth_type": "v2password", "identity_api_version": 3, "auth": {}}, "v2password"),
-])
-def test_choose_auth_type(entry, expected):
-    assert choose_auth_type(entry) == expected
-
-
-def test_auth_options_rename_for_v2_and_default_domains_for_v3():
-    auth = {"auth_url": "http://k/v2.0", "username": "u", "password": "p",
-            "project_name": "demo", "project_domain_name": "Default", "region_name": "x"}
-    v2 = auth_options("v2password", auth)
-    assert v2 == {"auth_url": "http://k/v2.0", "username": "u", "password": "p",
-                  "tenant_name": "demo"}
-    v3 = auth_options("v3password", {"auth_url": "http://k/v3", "username": "u",
-                                     "password": "p", "project_name": "demo"})
-    assert v3["user_domain_id"] == "default" and v3["project_domain_id"] == "default"
-    generic = auth_options("password", {"tenant_name": "demo", "username": "u"})
-    assert generic == {"project_name": "demo", "username": "u"}
-
-
 def test_missing_options_is_a_config_error():
     with pytest.raises(errors.ConfigError, match="auth_url"):
-        make_session(cloud({"auth_type": "v3password", "auth": {"username": "u"}}))
+        make_session(cloud({"auth_type": "v3password",
+                            "auth": {"username": "u", "user_domain_id": "default"}}))
 
 
 @pytest.mark.parametrize("entry, expected", [
-    ({}, True), ({"verify": False}, False), ({"verify": "false"}, False),
+    ({}, True), ({"verify": False}, False),
     ({"cacert": "/etc/ca.pem"}, "/etc/ca.pem"), ({"verify": True, "cacert": "/c"}, "/c"),
     ({"verify": False, "cacert": "/c"}, False),
 ])
 def test_verify_option(entry, expected):
-    assert verify_option(entry) == expected
+    assert verify_option(cloud(entry)) == expected
 
 
 @pytest.mark.parametrize("entry, message", [
     ({"auth": {"auth_url": "http://k/v3", "username": "u", "project_name": "p"},
-      "identity_api_version": 3}, "missing password for auth_type v3password"),
+      "identity_api_version": 3}, "missing password for auth_type password"),
     ({"auth": {"auth_url": "http://k/v2.0", "username": "u", "project_name": "p"},
-      "identity_api_version": 2}, "missing password for auth_type v2password"),
+      "identity_api_version": 2}, "missing password for auth_type password"),
     ({"auth": {"auth_url": "http://k/v3", "username": "u", "password": ""}},
      "missing password for auth_type password"),
     ({"auth_type": "v3applicationcredential",
       "auth": {"auth_url": "http://k/v3", "application_credential_id": "a"}},
      "missing application_credential_secret"),
-    ({"auth_type": "v3password", "auth": {"username": "u"}},
+    ({"auth_type": "v3password", "auth": {"username": "u", "user_domain_id": "default"}},
      "missing auth_url, password for auth_type v3password"),
 ])
 def test_missing_secret_is_a_config_error_naming_it(entry, message):

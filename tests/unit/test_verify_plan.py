@@ -9,7 +9,7 @@ from pipeline.cloud import cleanup
 from pipeline.cloud.marks import BuildInfo
 from pipeline.cloud.verify import verify_image
 from pipeline.core.errors import BootError, ConfigError
-from pipeline.settings.clouds import Cloud, CloudConfig
+from pipeline.settings.clouds import Cloud, cloud_from_entry
 from pipeline.settings.config import Profile
 
 
@@ -99,7 +99,7 @@ def test_a_cloud_without_compute_is_recorded_not_booted(tmp_path):
     profile = Profile(name="upstream", path="upstream.yaml", data={
         "name": "upstream", "image": {"disk_formats": ["qcow2"]}, "compute": {"api": "none"},
         "network": {"api": "none", "external": "none"}})
-    cloud = Cloud(config=CloudConfig(name="up", path="clouds.yaml", config={}),
+    cloud = Cloud(config=cloud_from_entry("up", {}),
                   profile=profile, disk_format="qcow2")
     record = verify_image(cloud, "img", BuildInfo("b", "sha256:00", "x"), work_dir=tmp_path)
     assert record.to_dict()["verified"] is False
