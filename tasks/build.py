@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import luigi
 
 from pipeline.core import atomicfile
-from pipeline.core.errors import BuildError
+from pipeline.core.errors import BuildError, ConfigError
 from pipeline.core.formats import EXTENSION
 from pipeline.image.build import build_base, plan_build
 from pipeline.image.buildcleanup import remove_stale_partials
-from pipeline.image.convert import convert_image
-from tasks.base import BuildTask, committed
+from pipeline.image.convert import compress_qcow2, convert_image
+from pipeline.settings.clouds import load_clouds, select_clouds
+from pipeline.settings.config import load_profiles
+from tasks.base import BuildTask, committed, imagefleet
 
 
 class BuildBaseImage(BuildTask):
@@ -49,13 +52,43 @@ class ConvertImage(BuildTask):
     def output(self):
         return luigi.LocalTarget(str(self.layout.converted(self.build_id, self.disk_format)))
 
+    @property
+    def compress(self) -> bool:
+        """Compressed qcow2 unless a configured qcow2 cloud's profile says no (read each
+        time: luigi reuses task instances within a process, the configuration may change)."""
+        if self.disk_format != "qcow2":
+            return False
+        config = self.pipeline_config
+        try:
+            clouds = select_clouds(config, load_profiles(config.vendors_dir),
+                                   load_clouds(imagefleet().clouds_yaml or None))
+        except ConfigError:         # `imagefleet build` needs no clouds.yaml
+            clouds = []
+        return compress_qcow2(c.profile.image.qcow2_compressed for c in clouds
+                              if c.disk_format == "qcow2")
+
+    def complete(self) -> bool:
+        """Done when the file exists and was written with today's compression choice."""
+        if not super().complete():
+            return False
+        record = self.layout.convert_record(self.build_id, self.disk_format)
+        try:
+            written = json.loads(record.read_text()).get("compressed", False)
+        except (OSError, ValueError):
+            return False
+        return written == self.compress
+
     def run(self):
         out = self.output()
         out.makedirs()
         remove_stale_partials(out.path)
+        # Written with the other compression choice: the image goes before its record.
+        Path(out.path).unlink(missing_ok=True)
+        self.layout.convert_record(self.build_id, self.disk_format).unlink(missing_ok=True)
         with committed(out) as tmp:
             record = convert_image(self.input().path, tmp, self.disk_format,
-                                   log_path=self.log_path(f"convert-{self.disk_format}.log"))
+                                   log_path=self.log_path(f"convert-{self.disk_format}.log"),
+                                   compress=self.compress)
             # The record first: an image never stands without the record it is checked by.
             atomicfile.write_text(self.layout.convert_record(self.build_id, self.disk_format),
                                   json.dumps(record, indent=2, sort_keys=True) + "\n")

@@ -34,6 +34,7 @@ from pipeline.run.workdir import WorkDir
 from pipeline.settings.clouds import SECRET_KEYS, load_clouds, select_clouds
 from pipeline.settings.config import load_pipeline, load_profiles
 from pipeline.settings.plan import render_discovery, render_plan
+from pipeline.settings.profile import kernel_refusal
 from tasks.build import BuildImages, ConvertImage
 from tasks.publish import Publish
 
@@ -96,6 +97,9 @@ def load_all(args: argparse.Namespace):
     clouds = load_clouds(args.clouds_yaml)
     selected = select_clouds(config, profiles, clouds, only=args.cloud)
     for cloud in selected:
+        refusal = kernel_refusal(config.environment, cloud.profile)
+        if refusal:
+            raise ConfigError(refusal, file=str(config.path), key="image.environment")
         # OS_PASSWORD sits at the top level until openstacksdk validates the auth
         for secret in _secrets_of({**cloud.config.config, **cloud.config.auth}):
             logsetup.register_secret(secret)

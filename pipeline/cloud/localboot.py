@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from pipeline.cloud import bootfigures
 from pipeline.cloud.keys import temporary_keypair
 from pipeline.cloud.verify import LOGIN_USER, check_build_id, check_guest
 from pipeline.core.errors import AccelStalled, BootError, ReachabilityError
@@ -65,7 +66,7 @@ def local_boot(image_path: str | os.PathLike, disk_format: str, build_id: str, *
                     username=username, where=where, stall_timeout=stall_timeout)
         try:
             try:
-                result = _boot_once(decision.args, **boot)
+                result, figures = _boot_once(decision.args, **boot)
             except _KvmFailed as e:
                 LOG.warning("%s: %s after %.0f s; booting again under TCG", where, e.why,
                             e.seconds)
@@ -73,7 +74,7 @@ def local_boot(image_path: str | os.PathLike, disk_format: str, build_id: str, *
                             "seconds_lost": round(e.seconds, 1)}
                 decision = (accel.kvm_failed(cache, e.why) if decision.source != "setting"
                             else accel.Decision("tcg", f"KVM asked for, but {e.why}", "boot"))
-                result = _boot_once(accel.accel_args("tcg"), **boot)
+                result, figures = _boot_once(accel.accel_args("tcg"), **boot)
         finally:
             drive.unlink(missing_ok=True)
     if login:
@@ -83,19 +84,25 @@ def local_boot(image_path: str | os.PathLike, disk_format: str, build_id: str, *
             "host_key": result.host_key or None, "accel": decision.accel,
             "accel_why": decision.why, "accel_fallback": fallback,
             "seconds_to_banner": result.seconds_to_banner,
-            "seconds_to_login": result.seconds_to_login if login else None}
+            "seconds_to_login": result.seconds_to_login if login else None,
+            "boot_figures": figures}
 
 
 def _boot_once(accel_args: list[str], *, image_path, disk_format, work_dir, drive, name, key,
                timeout, login, username, where, stall_timeout):
-    """One qemu boot and the check; a KVM failure before the kernel raises ``_KvmFailed``."""
+    """One qemu boot, the check and (after a login) systemd's boot figures; a KVM
+    failure before the kernel raises ``_KvmFailed``."""
     started = time.monotonic()
     with vm.boot(image_path, disk_format, work_dir=work_dir, config_drive=drive, name=name,
                  accel_args=accel_args, stall_timeout=stall_timeout) as machine:
         try:
-            return check_guest(machine.host, machine.ssh_port, timeout=timeout,
-                               key_path=key.private_key_path, username=username,
-                               login=login, where=where, vm_=machine)
+            result = check_guest(machine.host, machine.ssh_port, timeout=timeout,
+                                 key_path=key.private_key_path, username=username,
+                                 login=login, where=where, vm_=machine)
+            figures = (bootfigures.analyse(machine.host, machine.ssh_port,
+                                           key_path=key.private_key_path, username=username,
+                                           where=where) if login else None)
+            return result, figures
         except AccelStalled as e:
             raise _KvmFailed(e.cause, time.monotonic() - started) from None
         except BootError as e:

@@ -127,6 +127,19 @@ def _login_and_run(host: str, port: int, username: str, key: paramiko.PKey, comm
     return out.strip(), policy.key
 
 
+def run_command(host: str, port: int, *, username: str, key_path: str | os.PathLike,
+                command: str, timeout: float = 10.0, command_timeout: float = 60.0) -> str:
+    """One command over SSH on a guest already reached (``wait_for_ssh`` returned); its
+    stdout.  Any failure is a ``ReachabilityError``: no waiting, no retry."""
+    key = load_key(key_path)
+    try:
+        output, _ = _login_and_run(host, port, username, key, command, timeout, 30.0,
+                                   command_timeout)
+    except (_CommandFailed, paramiko.SSHException, OSError, EOFError) as e:
+        raise ReachabilityError(f"{host}:{port}: {command.split()[0]}...: {e}") from e
+    return output
+
+
 def _check_vm(vm, where: str | None) -> None:
     """A local guest that died, or whose KVM boot stalled, fails the wait at once."""
     if vm is not None:

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline.core.errors import BuildError, ConfigError
-from pipeline.image import buildcleanup, dib, imagesource, qemu_img
+from pipeline.image import buildcleanup, dib, freespace, imagesource, qemu_img
 from pipeline.image.buildid import build_id
 from pipeline.settings.config import PipelineConfig
 
@@ -79,12 +79,13 @@ def build_base(plan: BuildPlan, dest: Path, *, work_dir: Path, log_path: Path,
         info = qemu_img.info(built, "raw")
         if info.get("virtual-size", 0) <= 0:
             raise BuildError(f"diskimage-builder produced an empty image ({built})")
+        space = freespace.trim_and_measure(built, log_path=log_path)
         shutil.move(str(built), str(dest))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     record = {"build_id": plan.build_id, "digest": plan.digest,
               "virtual_size": info["virtual-size"], "seconds": round(time.monotonic() - started, 1),
-              "spec": asdict(spec), "log": str(log_path)}
+              "spec": asdict(spec), "log": str(log_path), "space": space}
     LOG.info("built %s in %.0f s", dest, record["seconds"])
     return record
 

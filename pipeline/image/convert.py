@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.core.errors import ConvertError, ImageCorruptError
@@ -27,9 +28,20 @@ class _PercentLogger:
                 self.next += self.step
 
 
+def compress_qcow2(cloud_allows: Iterable[bool]) -> bool:
+    """One qcow2 file serves every qcow2 cloud: compressed unless one of them says no.
+
+    ``cloud_allows`` holds each qcow2 cloud's ``image.qcow2_compressed``; no cloud
+    at all (``imagefleet build --format qcow2``) means the default, compressed.
+    """
+    return all(cloud_allows)
+
+
 def convert_image(base: Path, dest: Path, disk_format: str, *, log_path: Path | None = None,
-                  progress=None) -> dict:
+                  progress=None, compress: bool = False) -> dict:
     """Write ``base`` (raw) as ``disk_format`` to ``dest`` and check the result.
+
+    ``compress`` (qcow2 only) writes compressed clusters.
 
     VHD is written by our own writer (``pipeline.image.vhd``): qemu's ``vpc`` output
     is not what XenServer-style clouds accept.
@@ -44,7 +56,7 @@ def convert_image(base: Path, dest: Path, disk_format: str, *, log_path: Path | 
         vhd.check_vhd(dest)
     else:
         qemu_img.convert(base, "raw", dest, QEMU_FORMAT[disk_format], progress=report,
-                         log_path=log_path)
+                         log_path=log_path, compress=compress)
     qemu_img.check(dest, QEMU_FORMAT[disk_format])
     info = qemu_img.info(dest, QEMU_FORMAT[disk_format])
     base_size = Path(base).stat().st_size
@@ -54,6 +66,7 @@ def convert_image(base: Path, dest: Path, disk_format: str, *, log_path: Path | 
     seconds = time.monotonic() - started
     record = {"format": disk_format, "qemu_format": QEMU_FORMAT[disk_format],
               "bytes": Path(dest).stat().st_size, "virtual_size": info["virtual-size"],
+              "allocated": Path(dest).stat().st_blocks * 512, "compressed": compress,
               "seconds": round(seconds, 2)}
     LOG.info("converted to %s in %.1f s (%d bytes)", disk_format, seconds, record["bytes"])
     return record

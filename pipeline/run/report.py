@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.cloud import bootfigures
 from pipeline.core import atomicfile
 
 STAGES = ("build", "convert", "local_boot", "upload", "verify")
@@ -39,6 +40,7 @@ class CloudRow:
     build_id_read: str | None = None
     accel: str | None = None            # the local boot's accelerator, and why (or its fallback)
     accel_note: str | None = None
+    boot_figures: dict | None = None    # systemd-analyze of the local boot (pipeline.cloud.bootfigures)
     error: str | None = None
     failed_stage: str | None = None     # also "retention", which has no column
 
@@ -63,6 +65,7 @@ def cloud_row(cloud: str, profile: str, disk_format: str, *, build: dict | None,
         row.stages[failed_stage] = FAILED
     if local_boot:
         row.accel, row.accel_note = local_boot.get("accel"), accel_note(local_boot)
+        row.boot_figures = local_boot.get("boot_figures")
     if upload:
         row.mechanism = upload.get("mechanism")
         row.image_id = upload.get("image_id")
@@ -152,6 +155,8 @@ def render_table(report: dict[str, Any]) -> str:
     boots = {c["disk_format"]: c for c in report["clouds"] if c.get("accel")}
     for fmt, c in sorted(boots.items()):
         lines.append(f"local boot {fmt}: {c['accel']} ({c.get('accel_note') or '-'})")
+        if c.get("boot_figures"):
+            lines.append(f"first boot {fmt}: {bootfigures.summary(c['boot_figures'])}")
     ok = sum(c["status"] == DONE for c in report["clouds"])
     lines.append(work_done_line(report))
     lines.append(f"{ok}/{len(report['clouds'])} clouds done"
@@ -194,7 +199,10 @@ def render_html(report: dict[str, Any]) -> str:
                   f"{e(_fmt(c['address']))} via {e(_fmt(c['address_source']))}, "
                   f"reachable after {e(_fmt(c['seconds_to_reachable'], ' s'))}; "
                   f"local boot under {e(_fmt(c.get('accel')))}"
-                  f"<span class=accel> ({e(c.get('accel_note') or '-')})</span>")
+                  f"<span class=accel> ({e(c.get('accel_note') or '-')})</span>"
+                  + (f"; <span class=boot>first boot: "
+                     f"{e(bootfigures.summary(c['boot_figures']))}</span>"
+                     if c.get("boot_figures") else ""))
         rows.append(f'<tr class="cloud" data-status="{e(c["status"])}"><th>{e(c["cloud"])}</th>'
                     f"<td>{e(c['profile'])}</td><td>{e(c['disk_format'])}</td>{cells}"
                     f"<td>{detail}</td><td class=error>{e(c['error'] or '')}</td></tr>")

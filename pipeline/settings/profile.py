@@ -13,6 +13,9 @@ from typing import Any
 DEFAULT_UPLOAD = ("put",)     # the mechanisms a cloud is assumed to allow
 
 
+CLOUD_KERNEL = "linux-image-cloud-amd64"
+KERNEL_VARIABLE = "DIB_IMAGEFLEET_KERNEL"     # elements/imagefleet-base reads it
+
 TYPED = ("min_disk", "min_ram", "protected", "tags")     # Glance attributes with JSON types
 
 
@@ -74,6 +77,9 @@ class ImageSection:
     task_import_from: str = "object-path"
     task_image_properties: str = "all"      # "name": the rest is PATCHed once active
     metadata: dict[str, Any] = field(default_factory=dict)
+    # A qcow2 with compressed clusters is a third of the bytes; qemu (so Nova's
+    # libvirt driver) reads it.  False for a cloud whose tooling cannot.
+    qcow2_compressed: bool = True
 
     def image_metadata(self, base: MetadataSection | None = None) -> MetadataSection:
         """This vendor's metadata over pipeline.yaml's ``base``.
@@ -103,6 +109,9 @@ class ComputeSection:
     # cloud-init has the ConfigDrive and NoCloud datasources, no metadata service.
     config_drive: bool = True
     boot_timeout: int = 900
+    # The hypervisor's devices (virtio, Xen PV, vmxnet3, ENA, Hyper-V) are ones
+    # Debian's cloud kernel drives; false for a cloud of emulated e1000/rtl8139 NICs.
+    cloud_kernel: bool = True
 
 
 @dataclass(frozen=True)
@@ -154,3 +163,16 @@ class Profile:
     @property
     def disk_formats(self) -> list[str]:
         return list(self.image.disk_formats)
+
+
+def kernel_refusal(environment: dict[str, str], profile: Profile) -> str | None:
+    """Why this profile's clouds cannot boot the image's kernel, or None (pure).
+
+    The kernel is chosen once for the one image (``image.environment`` in
+    pipeline.yaml); a profile whose hypervisor the cloud kernel does not drive
+    refuses it here, before anything is built.
+    """
+    if environment.get(KERNEL_VARIABLE) == CLOUD_KERNEL and not profile.compute.cloud_kernel:
+        return (f"profile {profile.name} says compute.cloud_kernel: false, but "
+                f"{KERNEL_VARIABLE} is {CLOUD_KERNEL}; set it to linux-image-amd64")
+    return None

@@ -67,3 +67,11 @@ def test_raw_passes_the_local_boot_with_dhcp_and_is_not_modified(boots, base_ima
     before, after = boots["raw_before"], os.stat(base_image.path)
     assert (after.st_mtime_ns, after.st_size) == (before.st_mtime_ns, before.st_size)
     assert not list(boots["raw_dir"].glob("*overlay*"))
+
+
+def test_each_local_boot_records_systemd_analyze_figures(boots):
+    for fmt in ("qcow2", "raw"):
+        figures = boots[fmt].result()["boot_figures"]
+        print(f"\nfirst boot of the {fmt}: {figures}")
+        assert figures["finished"] and figures["total"] > figures["kernel"] > 0
+        assert figures["blame"] and all(secs >= 0 for _, secs in figures["blame"])

@@ -21,3 +21,11 @@ def test_convert_argv_options_and_unknown_format():
     assert argv[argv.index("-o") + 1] == "subformat=dynamic"
     with pytest.raises(ConvertError, match="unknown qemu image format 'vmdk'"):
         qemu_img.convert_argv("a", "raw", "b", "vmdk")
+
+
+def test_convert_argv_compresses_qcow2_only():
+    assert "-c" in qemu_img.convert_argv("a", "raw", "b", "qcow2", compress=True)
+    assert "-c" not in qemu_img.convert_argv("a", "raw", "b", "qcow2")
+    for fmt in ("raw", "vpc"):
+        with pytest.raises(ConvertError, match=f"only qcow2 takes compressed clusters, not {fmt}"):
+            qemu_img.convert_argv("a", "raw", "b", fmt, compress=True)

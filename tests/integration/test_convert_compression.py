@@ -1,0 +1,43 @@
+"""The qcow2 every qcow2 cloud shares: compressed by default, plain when one cloud
+says ``qcow2_compressed: false``, and converted again when that choice changes.
+
+Fake ``disk-image-create`` (tests/integration/test_build_once.py); qemu-img,
+Luigi and the CLI are real.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline.image import qemu_img
+from tests.conftest import cloud_entry, write_clouds_yaml
+from tests.integration.test_build_once import build, fake_dib, ran  # noqa: F401 - fixtures
+
+PLAIN = {"imagefleet_profile_overrides": {"image": {"qcow2_compressed": False}}}
+
+
+def _record(path: str) -> dict:
+    return json.loads(Path(path + ".json").read_text())
+
+
+def test_qcow2_compressed_unless_a_cloud_refuses(config_tree, tmp_path, fake_dib, ran,  # noqa: F811
+                                                 capsys):
+    work = tmp_path / "work"
+    one = write_clouds_yaml(tmp_path / "one.yaml", {"hp": cloud_entry("hp-like")})
+    assert build(config_tree, one, work) == 0
+    (qcow2,) = capsys.readouterr().out.split()
+    assert _record(qcow2)["compressed"] is True
+    compressed_size = Path(qcow2).stat().st_size
+    base = next(work.glob("builds/*/base.raw"))
+    assert qemu_img.compare(base, "raw", qcow2, "qcow2")
+
+    ran.clear()
+    both = write_clouds_yaml(tmp_path / "both.yaml", {
+        "hp": cloud_entry("hp-like"), "auro": cloud_entry("auro-like", **PLAIN)})
+    assert build(config_tree, both, work) == 0
+    (again,) = capsys.readouterr().out.split()
+    assert again == qcow2 and ran["ConvertImage"] == 1 and ran["BuildBaseImage"] == 0
+    assert _record(qcow2)["compressed"] is False
+    assert Path(qcow2).stat().st_size > compressed_size
+    assert qemu_img.compare(base, "raw", qcow2, "qcow2")
