@@ -130,6 +130,7 @@ async def guests(request: web.Request) -> web.Response:
     forwarder: Forwarder = request.app["forwarder"]
     return json_response({"accel": hypervisor.accel_detail, "max_boots": hypervisor.max_boots,
                           "guests": hypervisor.processes(),
+                          "metadata_requests": hypervisor.metadata_log,
                           "listening": {name: forwarder.addresses(name)
                                         for name in request.app["clouds"]}})
 

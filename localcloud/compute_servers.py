@@ -18,7 +18,7 @@ import uuid
 
 from aiohttp import web
 
-from localcloud import compute_novanet, configdrive, netmodel, quotas
+from localcloud import compute_novanet, configdrive, metadata, netmodel, quotas
 from localcloud.cloud import Cloud
 from localcloud.compute_base import flavor, link
 from localcloud.guests import BootError, BootSpec, Guest
@@ -256,22 +256,22 @@ def boot_spec(cloud: Cloud, doc: dict, ports: list[dict]) -> BootSpec:
     directory.mkdir(parents=True, exist_ok=True)
     nic = next((p for p in ports if (netmodel.get(cloud, "network", p["network_id"]) or {})
                 .get("_routable")), ports[0] if ports else None)
-    drive = None
-    if doc["config_drive"]:
-        keys = {}
-        if doc["key_name"]:
-            pair = netmodel.get(cloud, "keypair", doc["key_name"])
-            keys = {pair["name"]: pair["public_key"]} if pair else {}
-        user_data = base64.b64decode(doc["_user_data"]) if doc["_user_data"] else None
-        static = cloud.personality.compute["config_drive"]
-        drive = configdrive.build(directory / "disk.config", doc, keys,
-                                  nic["mac_address"] if nic else "52:54:00:12:34:56",
-                                  nic["id"] if nic else "", nic["network_id"] if nic else "",
-                                  static, user_data)
+    keys = {}
+    if doc["key_name"]:
+        pair = netmodel.get(cloud, "keypair", doc["key_name"])
+        keys = {pair["name"]: pair["public_key"]} if pair else {}
+    user_data = base64.b64decode(doc["_user_data"]) if doc["_user_data"] else None
+    mac = nic["mac_address"] if nic else "52:54:00:12:34:56"
+    net = configdrive.network_data(mac, (nic["id"] if nic else "") or str(uuid.uuid4()),
+                                   nic["network_id"] if nic else "",
+                                   cloud.personality.compute["config_drive"])
+    files = configdrive.files(doc, keys, net, user_data)
+    drive = configdrive.write(directory / "disk.config", files) if doc["config_drive"] else None
+    served = (metadata.documents(files, user_data)
+              if cloud.personality.compute["metadata_service"] else None)
     return BootSpec(image=blob(image["_blob"]), disk_format=image["disk_format"],
-                    memory_mb=doc["_ram"], cpus=doc["_vcpus"],
-                    mac=nic["mac_address"] if nic else "52:54:00:12:34:56",
-                    config_drive=drive, kernel=kernel,
+                    memory_mb=doc["_ram"], cpus=doc["_vcpus"], mac=mac,
+                    config_drive=drive, metadata=served, kernel=kernel,
                     ramdisk=part("ramdisk_id") if kernel else None)
 
 

@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import uuid
 from pathlib import Path
 
 from localcloud.guests import GUEST_NET
@@ -86,8 +85,3 @@ def write(path: Path, contents: dict[str, bytes]) -> Path:
         shutil.move(partial, path)
     return path
 
-
-def build(path: Path, server: dict, public_keys: dict[str, str], mac: str, port_id: str,
-          network_id: str, static: bool, user_data: bytes | None) -> Path:
-    net = network_data(mac, port_id or str(uuid.uuid4()), network_id, static)
-    return write(path, files(server, public_keys, net, user_data))

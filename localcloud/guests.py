@@ -2,9 +2,16 @@
 
 The image blob is the backing file of a qcow2 overlay, so it is never written.
 Networking is qemu user mode (the guest sees 10.0.2.15/24, gateway 10.0.2.2,
-DNS 10.0.2.3, and reaches nothing outside) with one forward from a free
-127.0.0.1 port to the guest's port 22; ``forwarding`` puts the server's
-reachable addresses in front of it. The accelerator is ``qemuhost.accel``'s
+DNS 10.0.2.3). qemu runs in a network namespace of the guest's own
+(``localcloud.netns``), so the guest reaches nothing outside but
+``169.254.169.254``, where its own metadata service answers
+(``localcloud.metadata``); a relay carries a free 127.0.0.1 port of the host to
+qemu's forward of the guest's port 22, and ``forwarding`` puts the server's
+reachable addresses in front of that. Like Nova's libvirt driver, qemu
+presents SMBIOS product "OpenStack Nova" and the server's id as the system
+UUID, which is how cloud-init knows it is on OpenStack. Where no namespace can
+be made (not root), qemu runs with ``restrict=on`` and forwards the host port
+itself: no metadata service. The accelerator is ``qemuhost.accel``'s
 decision, the pipeline's own; a KVM guest whose console shows nothing past the
 boot loader within ``stall_timeout`` (or whose qemu refuses KVM) is started
 again under TCG. At most ``max_boots`` guests boot at once: a slot is held
@@ -21,10 +28,12 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from localcloud import metadata, netns
 from qemuhost import accel as qemu_accel
 from qemuhost import console, probe
 from qemuhost.formats import QEMU_DRIVERS
@@ -42,6 +51,10 @@ MIN_MEMORY_MB = 128
 BOOT_WINDOW = 300.0          # seconds a boot may hold its slot without answering
 STOP_GRACE = 5.0
 PR_SET_PDEATHSIG = 1
+# nova/version.py NOVA_VENDOR, NOVA_PRODUCT; nova/virt/libvirt/driver.py
+# _get_guest_config_sysinfo puts them and the instance's uuid in SMBIOS type 1.
+SMBIOS_VENDOR = "OpenStack Foundation"
+SMBIOS_PRODUCT = "OpenStack Nova"
 
 class BootError(RuntimeError):
     """The guest could not be started; the message becomes the server's fault."""
@@ -55,6 +68,7 @@ class BootSpec:
     cpus: int
     mac: str
     config_drive: Path | None = None
+    metadata: dict[str, bytes] | None = None   # None: no metadata service (metadata.documents)
     kernel: Path | None = None        # AMI-style images: booted with -kernel/-initrd
     ramdisk: Path | None = None
     append: str = "root=/dev/vda console=ttyS0"
@@ -72,6 +86,8 @@ class Guest:
     fallback: str | None = None
     stopping: bool = False
     watcher: asyncio.Task | None = field(default=None, repr=False)
+    namespace: netns.Namespace | None = field(default=None, repr=False)
+    servers: list[asyncio.AbstractServer] = field(default_factory=list, repr=False)
 
     @property
     def console_log(self) -> Path:
@@ -91,6 +107,14 @@ def _die_with_parent() -> None:
         pass
 
 
+def _child_setup(namespace: netns.Namespace | None) -> Callable[[], None]:
+    def setup() -> None:
+        _die_with_parent()
+        if namespace is not None:
+            namespace.enter()
+    return setup
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -98,17 +122,27 @@ def free_port() -> int:
 
 
 def qemu_argv(spec: BootSpec, accel: list[str], overlay: Path, console: Path, port: int,
-              name: str) -> list[str]:
+              name: str, namespaced: bool = False) -> list[str]:
+    """``namespaced``: qemu runs in the guest's namespace, whose only outside address is
+    the metadata service, so user networking is not restricted and the port-22 forward
+    listens on the namespace's loopback (``netns.GUEST_SSH_FORWARD``)."""
     memory = max(MIN_MEMORY_MB, min(spec.memory_mb, MAX_MEMORY_MB))
+    if namespaced:
+        host, port = netns.GUEST_SSH_FORWARD
+        nic = f"restrict=off,hostfwd=tcp:{host}:{port}-:22"
+    else:
+        nic = f"restrict=on,hostfwd=tcp:{HOST}:{port}-:22"
     argv = [QEMU, "-name", name, *accel, "-machine", "pc", "-m", str(memory),
             "-smp", str(max(1, min(spec.cpus, 2))), "-nodefaults", "-display", "none",
             "-monitor", "none", "-no-reboot", "-rtc", "base=utc", "-serial", f"file:{console}",
             "-drive", f"file={overlay},format=qcow2,if=none,id=disk0,cache=unsafe",
             "-device", "virtio-blk-pci,drive=disk0,bootindex=0",
-            "-nic", f"user,model=virtio-net-pci,mac={spec.mac},restrict=on,"
-                    f"hostfwd=tcp:{HOST}:{port}-:22",
+            "-nic", f"user,model=virtio-net-pci,mac={spec.mac},{nic}",
             "-object", "rng-random,id=rng0,filename=/dev/urandom",
             "-device", "virtio-rng-pci,rng=rng0"]
+    if _is_uuid(name):
+        argv += ["-uuid", name, "-smbios", f"type=1,manufacturer={SMBIOS_VENDOR},"
+                 f"product={SMBIOS_PRODUCT},serial={name},uuid={name},family=Virtual Machine"]
     if spec.kernel:
         argv += ["-kernel", str(spec.kernel), "-append", spec.append]
         if spec.ramdisk:
@@ -117,6 +151,13 @@ def qemu_argv(spec: BootSpec, accel: list[str], overlay: Path, console: Path, po
         argv += ["-drive", f"file={spec.config_drive},format=raw,if=ide,media=cdrom,"
                            "readonly=on"]
     return argv
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
 
 
 class Hypervisor:
@@ -134,6 +175,8 @@ class Hypervisor:
         self._slots: asyncio.Semaphore | None = None
         self._decision: qemu_accel.Decision | None = None
         self._deciding: asyncio.Lock | None = None
+        self.namespaces = True              # until one cannot be made
+        self.metadata_log: dict[str, list[str]] = {}   # server id -> paths it fetched
 
     def start(self) -> None:
         self._slots = asyncio.Semaphore(self.max_boots)
@@ -169,7 +212,8 @@ class Hypervisor:
             await _run([QEMU_IMG, "create", "-q", "-f", "qcow2", "-F",
                         QEMU_DRIVERS.get(spec.disk_format, spec.disk_format), "-b",
                         str(spec.image.resolve()), str(directory / "disk.qcow2")])
-            guest = Guest(server_id, directory, free_port(), None, 0.0, decision.accel)
+            guest = Guest(server_id, directory, 0, None, 0.0, decision.accel)
+            await self._network(guest, spec)
             await self._start(guest, spec)
             self.guests[server_id] = guest
             await asyncio.sleep(0.3)
@@ -179,6 +223,7 @@ class Hypervisor:
                 await asyncio.sleep(0.3)
             if not guest.running:
                 self.guests.pop(server_id, None)
+                self._release(guest)
                 raise BootError(f"qemu exited {guest.process.returncode}: "
                                 f"{self._qemu_tail(guest)}")
         except BaseException:
@@ -188,15 +233,47 @@ class Hypervisor:
             self._watch(guest, spec, on_exit))
         return guest
 
+    async def _network(self, guest: Guest, spec: BootSpec) -> None:
+        """The guest's namespace, its metadata service and the relay to its port 22."""
+        if self.namespaces:
+            try:
+                guest.namespace = await netns.Namespace.create()
+            except netns.NamespaceError as e:
+                self.namespaces = False
+                LOG.warning("guests run without network namespaces, so without a metadata "
+                            "service: %s", e)
+        if guest.namespace is None:
+            guest.ssh_port = free_port()
+            return
+        try:
+            if spec.metadata is not None:
+                log = self.metadata_log.setdefault(guest.server_id, [])
+                sock = await guest.namespace.listen((netns.METADATA_ADDRESS, 80))
+                guest.servers.append(await metadata.serve(sock, spec.metadata, log.append))
+            relay = await netns.relay(guest.namespace, netns.GUEST_SSH_FORWARD)
+            guest.servers.append(relay)
+            guest.ssh_port = relay.sockets[0].getsockname()[1]
+        except BaseException:
+            self._release(guest)
+            raise
+
+    def _release(self, guest: Guest) -> None:
+        for server in guest.servers:
+            server.close()
+        guest.servers.clear()
+        if guest.namespace is not None:
+            guest.namespace.close()
+
     async def _start(self, guest: Guest, spec: BootSpec) -> None:
         directory = guest.directory
         argv = qemu_argv(spec, qemu_accel.accel_args(guest.accel), directory / "disk.qcow2",
-                         guest.console_log, guest.ssh_port, guest.server_id)
+                         guest.console_log, guest.ssh_port, guest.server_id,
+                         namespaced=guest.namespace is not None)
         (directory / "qemu.argv").write_text(" ".join(argv) + "\n")
         with open(directory / "qemu.log", "ab") as log:
             guest.process = await asyncio.create_subprocess_exec(
                 *argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                preexec_fn=_die_with_parent)
+                preexec_fn=_child_setup(guest.namespace))
         guest.started = time.monotonic()
 
     async def _fall_back(self, guest: Guest, spec: BootSpec, why: str) -> None:
@@ -237,6 +314,7 @@ class Hypervisor:
         finally:
             self._slots.release()
         code = await guest.process.wait()
+        self._release(guest)
         if self.guests.get(guest.server_id) is guest:
             del self.guests[guest.server_id]
         if not guest.stopping:
@@ -261,6 +339,8 @@ class Hypervisor:
                 await guest.process.wait()
         if guest is not None and guest.watcher is not None:
             await asyncio.gather(guest.watcher, return_exceptions=True)
+        if guest is not None:
+            self._release(guest)
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(self.stop(sid) for sid in list(self.guests)))
@@ -284,7 +364,8 @@ class Hypervisor:
 
     def processes(self) -> list[dict]:
         return [{"server_id": g.server_id, "pid": g.process.pid, "ssh_port": g.ssh_port,
-                 "accel": g.accel, "fallback": g.fallback}
+                 "accel": g.accel, "fallback": g.fallback,
+                 "namespace": g.namespace is not None}
                 for g in self.guests.values() if g.running]
 
 

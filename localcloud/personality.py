@@ -33,7 +33,7 @@ EXTERNAL_SHAPES = {"public", "floating", "external-network", "routable-port"}
 QUOTA_DEFAULTS = {"instances": 10, "cores": 20, "ram": 51200, "key_pairs": 100,
                   "floating_ips": 10, "ports": 50, "networks": 10, "subnets": 10,
                   "security_groups": 10, "security_group_rules": 100}
-DEFAULT_COMPUTE = {"config_drive": False}
+DEFAULT_COMPUTE = {"config_drive": False, "metadata_service": True}
 DEFAULT_NETWORK = {"api": "none", "external": "public", "security_groups": False}
 # Glance's limit_param_default and api_limit_max: the page sizes of an image listing.
 DEFAULT_IMAGE_LISTING = {"limit_default": 25, "limit_max": 1000}
@@ -92,6 +92,9 @@ SCHEMA: dict[str, Any] = {
                 # true: every server gets one and configures its network statically
                 # from it; false: only the servers whose create call asks
                 "config_drive": {"type": "boolean"},
+                # false: nothing answers at 169.254.169.254 (the guest still runs in
+                # its own namespace); docs/vendor-behaviour.md "Metadata service"
+                "metadata_service": {"type": "boolean"},
             }},
         "network": {
             "type": "object", "additionalProperties": False,

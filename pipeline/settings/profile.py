@@ -105,9 +105,10 @@ class ComputeSection:
     flavor: str | None = None               # None: the smallest that fits
     min_ram_mb: int = 512
     min_disk_gb: int = 0
-    # The image takes keys (and static networking) only from a config drive: its
-    # cloud-init has the ConfigDrive and NoCloud datasources, no metadata service.
-    config_drive: bool = True
+    # Ask for a config drive on test boots: only where the cloud needs one (no
+    # metadata service, or static networking from it). Elsewhere the image's
+    # cloud-init reads the metadata service, as an ordinary boot there would.
+    config_drive: bool = False
     boot_timeout: int = 900
     # The hypervisor's devices (virtio, Xen PV, vmxnet3, ENA, Hyper-V) are ones
     # Debian's cloud kernel drives; false for a cloud of emulated e1000/rtl8139 NICs.

@@ -317,7 +317,8 @@ def test_sigkill_mid_verify_then_cleanup_leaves_nothing(name, clouds, clouds_yam
 # The tiny image above covers every network path on every personality; the real
 # image (50-150 s to log in under TCG) boots on two clouds at once, one round: the
 # VHD with static networking from the config drive on a public IP (rackspace-like)
-# and the qcow2 behind a neutron floating IP (hp-like).  The raw base image
+# and the qcow2 behind a neutron floating IP (hp-like), with no config drive: its
+# key comes from the metadata service.  The raw base image
 # passes LocalBoot in tests/e2e/test_local_boot.py.
 REAL_SHAPES = ["rackspace-like", "hp-like"]
 
@@ -356,3 +357,11 @@ def test_the_real_image_is_verified_on_every_cloud(name, real_results, clouds, l
     assert record.host_key.startswith("ssh-ed25519 ")
     assert record.flavor == "m1.small"                 # the smallest with a 2 GB disk
     assert leaked(lc, name) == {}
+    # hp-like asks for no config drive: the login key came from the metadata service,
+    # which the image's cloud-init read (OpenStack datasource); rackspace-like has none.
+    drive = clouds[name].profile.compute.config_drive
+    assert drive is (name == "rackspace-like")
+    fetched = lc.admin("GET", "/admin/guests")["metadata_requests"].get(record.server_id, [])
+    meta_data = [p for p in fetched if p.startswith("/openstack/") and
+                 p.endswith("/meta_data.json")]
+    assert bool(meta_data) is not drive, fetched

@@ -7,7 +7,10 @@ guest took its address statically from the config drive. HP-like and
 DreamHost-like: nothing until a floating IP is associated, then nothing until a
 rule opens port 22. vexxhost-like and OVH-like: the routable fixed address,
 once a rule opens it. auro-like: a nova-network floating IP and an
-os-security-groups rule. Fixed private addresses never answer.
+os-security-groups rule. Fixed private addresses never answer. Only
+rackspace-like (which always attaches one) and hp-like are asked for a config
+drive; the other guests read their own instance id and key from the metadata
+service at 169.254.169.254.
 """
 
 from __future__ import annotations
@@ -40,6 +43,13 @@ from tests.localcloud.tinyimage import tiny_image
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 PUBLIC_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBUcFT8ITaw5G9kRSCnPS9VlBlLnWHCOSwr3dm9vZ"
               "IMG boot@imagefleet")
+DRIVE = ["rackspace-like", "hp-like"]
+NO_DRIVE = [c for c in ALL if c not in DRIVE]
+
+
+def key_of(cloud: str) -> str:
+    """Each cloud's keypair differs, so a guest shows whose key it was given."""
+    return PUBLIC_KEY.replace("boot@imagefleet", f"boot@{cloud}")
 BOOT_TIMEOUT = 240          # TCG, two boots at a time on two cores
 
 
@@ -50,9 +60,9 @@ def booted(lcc, csessions, tiny):
     for cloud in ALL:
         compute = nova(csessions[cloud], lcc, cloud)
         compute.post("/os-keypairs", json={"keypair": {"name": "boot",
-                                                       "public_key": PUBLIC_KEY}})
+                                                       "public_key": key_of(cloud)}})
         server = create_server(compute, tiny[cloud], name=f"boot-{cloud}", key_name="boot",
-                               config_drive=True,
+                               config_drive=cloud in DRIVE,
                                user_data=base64.b64encode(b"#!/bin/sh\necho hi\n").decode())
         servers[cloud] = (compute, server)
     yield {cloud: (compute, wait_status(compute, server["id"], "ACTIVE", "ERROR"))
@@ -101,6 +111,25 @@ def test_port_22_answers_only_by_the_vendors_path(cloud, booted, lcc, csessions)
     assert static == (cloud == "rackspace-like")           # config-drive static networking
 
 
+@pytest.mark.parametrize("cloud", NO_DRIVE)
+def test_a_guest_without_config_drive_reads_its_own_metadata(cloud, booted, lcc):
+    """The guest fetched http://169.254.169.254/openstack/latest/meta_data.json from inside
+    its namespace and got its own instance id and its own cloud's key."""
+    compute, server = booted[cloud]
+    assert server["status"] == "ACTIVE", server.get("fault")
+
+    def console():
+        text = compute.post(f"/servers/{server['id']}/action",
+                            json={"os-getConsoleOutput": {"length": 80}}).json()["output"]
+        return text if "tiny: ready" in text else None
+    text = wait_for(console, timeout=BOOT_TIMEOUT, every=2)
+    assert not (lcc.data_dir / "guests" / server["id"] / "disk.config").exists()
+    assert f'tiny: metadata service "uuid": "{server["id"]}"' in text
+    assert f'tiny: metadata keys "public_keys": {{"boot": "{key_of(cloud)}"}}' in text
+    served = lcc.admin("GET", "/admin/guests")["metadata_requests"][server["id"]]
+    assert "/openstack/latest/meta_data.json" in served
+
+
 def _isoinfo(iso, *args: str) -> str:
     return subprocess.run(["isoinfo", "-i", str(iso), *args], capture_output=True,
                           check=True).stdout.decode(errors="replace")
@@ -115,7 +144,7 @@ def test_config_drive_is_an_openstack_iso(cloud, static, booted, lcc):
     for name in ("meta_data.json", "network_data.json", "user_data", "vendor_data.json"):
         assert f"/openstack/latest/{name}" in listing
     meta = _isoinfo(iso, "-R", "-x", "/openstack/latest/meta_data.json")
-    assert PUBLIC_KEY in meta and server["id"] in meta
+    assert key_of(cloud) in meta and server["id"] in meta
     network = _isoinfo(iso, "-R", "-x", "/openstack/latest/network_data.json")
     assert ('"ip_address": "10.0.2.15"' in network) is static
     assert ('"ipv4_dhcp"' in network) is not static

@@ -63,6 +63,14 @@ def test_config_drive_consistent(pair):
                                                                           False)
 
 
+def test_keys_reach_the_guest(pair):
+    """A profile that boots without a config drive is for a cloud with a metadata service."""
+    shape, vendor = pair
+    if "compute" in shape.services:
+        drive = vendor.get("compute", {}).get("config_drive", False)
+        assert drive or shape.compute["metadata_service"]
+
+
 def test_same_network_path(pair):
     """Public address, floating IP (neutron or nova-network), external network, routable port."""
     shape, vendor = pair

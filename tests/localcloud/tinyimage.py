@@ -2,7 +2,9 @@
 
 The guest loads virtio-net (and the IDE CD-ROM and ISO 9660 drivers), takes
 its address from the config drive's ``network_data.json`` when that says
-static, DHCP otherwise, and answers on port 22 with ``SSH-2.0-imagefleet-tiny``.
+static, DHCP otherwise; without a config drive it prints its instance id and keys
+from the metadata service (``http://169.254.169.254/openstack/latest/meta_data.json``)
+to the console. It answers on port 22 with ``SSH-2.0-imagefleet-tiny``.
 It reaches its banner in about 10 s under TCG. Built from the host's
 ``linux-image-amd64``, ``busybox-static``, ``syslinux`` and ``mtools``
 (``scripts/setup-system.sh``), cached by content under ``work/test-assets/``.
@@ -51,6 +53,7 @@ if [ -b /dev/sr0 ] && mount -t iso9660 -o ro /dev/sr0 /mnt 2>/dev/null; then
   esac
   grep -o '"public_keys": {[^}]*}' /mnt/openstack/latest/meta_data.json | cut -c1-60
   umount /mnt
+  DRIVE=1
 fi
 if [ -n "$ADDR" ]; then
   echo "tiny: static $ADDR/$MASK gateway $GW"
@@ -59,6 +62,15 @@ if [ -n "$ADDR" ]; then
 else
   echo "tiny: dhcp"
   udhcpc -i eth0 -n -q -t 10 -T 1 -s /etc/udhcpc.script
+fi
+if [ -z "$DRIVE" ]; then
+  MD=$(timeout 10 wget -q -O - http://169.254.169.254/openstack/latest/meta_data.json)
+  if [ -n "$MD" ]; then
+    echo "tiny: metadata service $(echo "$MD" | grep -o '"uuid": "[^"]*"')"
+    echo "tiny: metadata keys $(echo "$MD" | grep -o '"public_keys": {[^}]*}')"
+  else
+    echo "tiny: no metadata service"
+  fi
 fi
 printf '#!/bin/sh\necho "SSH-2.0-imagefleet-tiny\r"\nsleep 5\n' > /bin/banner
 chmod 755 /bin/banner

@@ -124,7 +124,7 @@ def test_profile_sections_carry_the_defaults():
         "name": "bare", "image": {"disk_formats": ["qcow2"]},
         "network": {"api": "neutron", "external": "floating"}})
     assert profile.image.container_format == "bare" and profile.image.upload == ["put"]
-    assert profile.compute.api == "nova" and profile.compute.config_drive is True
+    assert profile.compute.api == "nova" and profile.compute.config_drive is False
     assert profile.network.floating_ip == "auto" and profile.network.check_port == 22
     assert profile.retention.keep is None
     sections = {"image": ImageSection, "compute": ComputeSection, "network": NetworkSection,
@@ -139,13 +139,15 @@ def test_profile_sections_carry_the_defaults():
                 assert defaults[key] == spec["default"], f"{name}.{key}"
 
 
-def test_config_drive_is_the_profiles_to_turn_off():
+def test_config_drive_only_where_the_profile_says_the_cloud_needs_one():
     from pipeline.settings.profile import Profile
-    data = {"name": "x", "image": {"disk_formats": ["raw"]}, "compute": {"config_drive": False},
+    data = {"name": "x", "image": {"disk_formats": ["raw"]}, "compute": {"config_drive": True},
             "network": {"api": "none", "external": "public"}}
-    assert Profile(name="x", path="x.yaml", data=data).compute.config_drive is False
+    assert Profile(name="x", path="x.yaml", data=data).compute.config_drive is True
     shipped = load_profiles(REPO / "config" / "vendors")
-    assert all(p.compute.config_drive for p in shipped.values())   # today's behaviour
+    # rackspace-like: no metadata service, static networking from the drive
+    # (docs/vendor-behaviour.md "Metadata service"); the others boot as a user would.
+    assert {n for n, p in shipped.items() if p.compute.config_drive} == {"rackspace-like"}
 
 
 def _with_metadata(config_tree, metadata):

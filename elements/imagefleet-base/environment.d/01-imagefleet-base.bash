@@ -2,7 +2,7 @@
 # Named 01- so these come before other elements' ${VAR:-default} lines.
 export DIB_IMAGEFLEET_BUILD_ID=${DIB_IMAGEFLEET_BUILD_ID:-unknown}
 export DIB_IMAGEFLEET_LOGIN_USER=${DIB_IMAGEFLEET_LOGIN_USER:-debian}
-export DIB_IMAGEFLEET_DATASOURCES=${DIB_IMAGEFLEET_DATASOURCES:-"ConfigDrive, NoCloud"}
+export DIB_IMAGEFLEET_DATASOURCES=${DIB_IMAGEFLEET_DATASOURCES:-"ConfigDrive, OpenStack, NoCloud"}
 export DIB_IMAGEFLEET_HOST_KEY_TYPES=${DIB_IMAGEFLEET_HOST_KEY_TYPES:-ed25519}
 # Empty keeps Debian's generic kernel: the cloud kernel has no e1000/rtl8139.
 export DIB_IMAGEFLEET_KERNEL=${DIB_IMAGEFLEET_KERNEL:-}
