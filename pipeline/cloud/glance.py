@@ -56,6 +56,7 @@ class Image:
     properties: dict[str, str] = field(default_factory=dict)
     created_at: str | None = None
     visibility: str | None = None
+    hidden: bool = False          # os_hidden (v2.7+): left out of default listings
 
     @classmethod
     def from_v2(cls, body: Mapping[str, Any]) -> Image:
@@ -65,7 +66,8 @@ class Image:
                    container_format=body.get("container_format"), size=body.get("size"),
                    checksum=body.get("checksum"), os_hash_algo=body.get("os_hash_algo"),
                    os_hash_value=body.get("os_hash_value"), properties=props,
-                   created_at=body.get("created_at"), visibility=body.get("visibility"))
+                   created_at=body.get("created_at"), visibility=body.get("visibility"),
+                   hidden=body.get("os_hidden") is True)
 
     @classmethod
     def from_v1(cls, body: Mapping[str, Any]) -> Image:
@@ -122,11 +124,21 @@ class Glance(Api):
             images = [Image.from_v2(i) for i in body.get("images", [])]
         return [i for i in images if i.name == name]
 
-    def list_all(self, step: str = "retention") -> list[Image]:
-        """Every image this project can see, page by page (v2 ``next`` links, v1 markers)."""
+    def list_all(self, step: str = "retention", hidden: bool = False) -> list[Image]:
+        """Every image this project can see, page by page (v2 ``next`` links, v1 markers).
+
+        ``hidden``: the hidden ones too, where the API has them (Glance lists them only
+        when asked, ``os_hidden=true``, and then only them)."""
         if self.version == "1":
             return self._list_v1(step)
-        images, url, params = [], "images", {"limit": PAGE}
+        images = self._list_v2(step, {"limit": PAGE})
+        if hidden and self.hides:
+            images += self._list_v2(step, {"limit": PAGE, "os_hidden": "true"})
+        return images
+
+    def _list_v2(self, step: str, params: dict[str, Any]) -> list[Image]:
+        images: list[Image] = []
+        url: str | None = "images"
         while url:
             body = self.call("GET", url, params=params, step=step).json()
             images += [Image.from_v2(i) for i in body.get("images", [])]
