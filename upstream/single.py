@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -77,6 +78,7 @@ def start(root: str | os.PathLike | None = None) -> dict[str, Any]:
         started = time.monotonic()
         port = free_ports(1)[0]
         conf_dir = lay.data / NAME
+        shutil.rmtree(conf_dir, ignore_errors=True)      # from empty state, as run.py does
         render("glance-api-single.conf", conf_dir / "glance-api.conf", {
             "data": lay.data, "venv": lay.venv, "port": port,
             "keystone_url": state["auth_url"].removesuffix("/v3"),

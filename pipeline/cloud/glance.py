@@ -9,7 +9,9 @@ the stream cannot be replayed; ``pipeline.cloud.upload`` starts over instead.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +40,9 @@ HIDDEN_SINCE = 7              # os_hidden exists from Image API v2.7
 IMAGE_TASKS_SINCE = 12        # GET /v2/images/{id}/tasks exists from Image API v2.12
 IMPORTING = "os_glance_importing_to_stores"
 FAILED_IMPORT = "os_glance_failed_import"
+IMPORT_LOCK = "os_glance_import_task"   # held by an import flow until it has ended
+LOCK_GRACE = 60.0             # seconds an active image may keep the lock before we go on
+TASK_GRACE = 15.0             # seconds a reverted import's task may take to say why
 
 
 @dataclass
@@ -262,9 +267,12 @@ class Glance(Api):
         """Poll until ``active``; ``killed`` and failed imports fail with what Glance says.
 
         ``imported``: an interoperable import was accepted, so ``queued`` with no store
-        still importing means it failed (single-store Glance says so only in the task list).
+        still importing means it failed (single-store Glance says so only in the task list),
+        and ``active`` counts once the flow has dropped its lock (``IMPORT_LOCK``): its last
+        image save replaces every property, so what we set before would be lost.
         """
         status = "unknown"
+        active_since = None
         try:
             for _ in iterate_timeout(timeout, "image not active", wait=poll):
                 try:
@@ -274,12 +282,20 @@ class Glance(Api):
                     continue
                 status = image.status
                 if status == "active":
-                    return image
+                    if not (imported and image.properties.get(IMPORT_LOCK)):
+                        return image
+                    active_since = active_since or time.monotonic()
+                    if time.monotonic() - active_since > LOCK_GRACE:
+                        LOG.warning("%s: image %s still holds its import lock %g s after "
+                                    "going active; going on", self.where, image_id,
+                                    LOCK_GRACE)
+                        return image
+                    continue
                 failed = image.properties.get(FAILED_IMPORT)
                 reverted = (imported and status == "queued"
                             and not image.properties.get(IMPORTING))
                 if failed or reverted:
-                    raise self._import_failed(image_id, failed)
+                    raise self._import_failed(image_id, failed, poll)
                 if status in FAILED or status not in WAITING:
                     raise errors.UploadError(f"{self.service} image {image_id} went to "
                                              f"{status}", where=self.where)
@@ -288,10 +304,19 @@ class Glance(Api):
                                      f"{timeout:g} s", where=self.where, step="upload") from e
         raise AssertionError("unreachable")
 
-    def _import_failed(self, image_id: str, stores: str | None) -> errors.UploadError:
-        """One line for a failed import: Glance's own message, from the image's task list."""
+    def _import_failed(self, image_id: str, stores: str | None,
+                       poll: float) -> errors.UploadError:
+        """One line for a failed import: Glance's own message, from the image's task list.
+
+        Glance reverts the image before it marks the task failed, so a task still running
+        is given ``TASK_GRACE`` seconds to say why."""
         where = f" in {stores}" if stores else ""
-        message = self.import_task_failure(image_id)
+        message = None
+        with contextlib.suppress(errors.WaitTimeout):
+            for _ in iterate_timeout(TASK_GRACE, "import task to end", wait=poll):
+                message, running = self.import_task_failure(image_id)
+                if message is not None or not running:
+                    break
         if message is None:
             message = "no reason given" + (
                 "" if self.api.minor is None or self.api.minor >= IMAGE_TASKS_SINCE else
@@ -299,21 +324,23 @@ class Glance(Api):
         return errors.UploadError(f"{self.service} import of image {image_id} failed{where}: "
                                   f"{message}", where=self.where)
 
-    def import_task_failure(self, image_id: str) -> str | None:
-        """The message of the image's newest failed task (Image API v2.12+), if any."""
+    def import_task_failure(self, image_id: str) -> tuple[str | None, bool]:
+        """The message of the image's newest failed task (Image API v2.12+), if any, and
+        whether a task of the image is still pending or processing."""
         if self.api.minor is not None and self.api.minor < IMAGE_TASKS_SINCE:
-            return None
+            return None, False
         try:
             resp = self.call("GET", f"images/{image_id}/tasks", ok=(404,))
         except errors.PipelineError as e:     # the reason is a bonus; the failure stands
             LOG.debug("%s: task list of image %s: %s", self.where, image_id, e)
-            return None
+            return None, False
         if resp.status_code == 404:
-            return None
+            return None, False
         tasks = sorted(resp.json().get("tasks") or [], key=lambda t: t.get("created_at") or "",
                        reverse=True)
+        running = any(t.get("status") in ("pending", "processing") for t in tasks)
         return next((t.get("message") or "no message" for t in tasks
-                     if t.get("status") == "failure"), None)
+                     if t.get("status") == "failure"), None), running
 
     # --- tasks ------------------------------------------------------------
 
