@@ -39,6 +39,9 @@ from localcloud.http import (
 PREFIX = "/image/v2"
 KIND = "task"
 STEP = 0.05                  # seconds between visible status changes
+IMPORT_LOCK = "os_glance_import_task"   # Glance's import lock on the image (image_import)
+LOCK_HOLD = 1.0               # seconds the flow goes on after the image is active
+FAIL_LAG = 0.5                # seconds from a failed import's revert to its task's failure
 TASK_TTL = 48 * 3600
 IMAGE_FIELDS = {"min_disk": int, "min_ram": int, "visibility": str, "protected": bool,
                 "tags": list}
@@ -260,6 +263,8 @@ async def import_image(request: web.Request) -> web.Response:
     doc["_import"] = {"fail": (fail.params.get("message") or "import failed") if fail else None,
                       "stuck": model.stuck_state(request), "task": task["id"]}
     doc["status"] = "importing"
+    if cloud.personality.image_import["import_lock"]:
+        doc["properties"][IMPORT_LOCK] = task["id"]
     if _multi_store(cloud):
         doc["properties"]["os_glance_importing_to_stores"] = "local"
     model.save(cloud, doc)
@@ -323,14 +328,33 @@ async def run_import(cloud: Cloud, image_id: str) -> None:
     if failure is not None:
         cloud.store.remove_blob(blob)
         doc["status"] = "queued"
+        doc["properties"].pop(IMPORT_LOCK, None)
         if _multi_store(cloud):
             doc["properties"]["os_glance_failed_import"] = "local"
         model.save(cloud, doc)
+        # Glance's flow reverts the image; the task is marked failed once the flow's
+        # engine has ended (glance/async_/taskflow_executor.py), a moment later.
+        await asyncio.sleep(FAIL_LAG)
         _set_task(cloud, plan.get("task"), "failure", failure)
         return
     model.save(cloud, doc)
     model.finish(cloud, doc, blob, received, plan["stuck"])
+    if IMPORT_LOCK in doc["properties"]:
+        await _end_flow(cloud, image_id)
     _set_task(cloud, plan.get("task"), "success")
+
+
+async def _end_flow(cloud: Cloud, image_id: str) -> None:
+    """Glance's flow after the image went active: _VerifyImageState saves the image as it
+    read it then (the save replaces every property, so what a client set meanwhile is
+    lost), and _CompleteTask drops the import lock (glance/async_/flows/api_image_import.py)."""
+    read = cloud.store.get_record(cloud.name, model.KIND, image_id)
+    await asyncio.sleep(LOCK_HOLD)
+    current = cloud.store.get_record(cloud.name, model.KIND, image_id)
+    if read is None or current is None:
+        return
+    current["properties"] = {k: v for k, v in read["properties"].items() if k != IMPORT_LOCK}
+    model.save(cloud, current)
 
 
 async def _convert(cloud: Cloud, doc: dict, blob: str,

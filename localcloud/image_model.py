@@ -159,6 +159,16 @@ def check_content(cloud: Cloud, doc: dict, path: Path) -> None:
     if found != doc["disk_format"]:
         raise HTTPFault(400, f"Image content does not match disk_format "
                              f"'{doc['disk_format']}': the data is {found}")
+    if found == "qcow2" and qcow2_backing_file(path):
+        # Glance's format inspector (oslo.utils format_inspector) refuses a backing file.
+        raise HTTPFault(400, "Image failed safety checks")
+
+
+def qcow2_backing_file(path: Path) -> bool:
+    """The qcow2 header names a backing file (its offset, bytes 8-15, is not zero)."""
+    with open(path, "rb") as f:
+        f.seek(8)
+        return int.from_bytes(f.read(8), "big") != 0
 
 
 def stuck_state(request) -> str | None:

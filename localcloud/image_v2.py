@@ -132,8 +132,10 @@ async def index(request: web.Request) -> web.Response:
     cloud = request.app["cloud"]
     query = request.query
     images = model.list_images(cloud)
-    if query.get("os_hidden", "false").lower() != "true":
-        images = [d for d in images if not d["os_hidden"]]
+    # Glance filters on the attribute: the default lists visible images only,
+    # os_hidden=true the hidden ones only (glance/api/v2/images.py, db/sqlalchemy/api.py).
+    hidden = query.get("os_hidden", "false").lower() == "true"
+    images = [d for d in images if bool(d["os_hidden"]) == hidden]
     skip = {"limit", "marker", "sort", "sort_key", "sort_dir", "os_hidden", "tag",
             "size_min", "size_max", "member_status"}
     for key, wanted in query.items():

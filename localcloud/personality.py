@@ -41,7 +41,8 @@ DEFAULT_IMAGE_LISTING = {"limit_default": 25, "limit_max": 1000}
 # "Conversion on import"): stores "multi" names a failed store in os_glance_failed_import,
 # "single" only fails the image's import task; convert_to is the image_conversion plugin's
 # output_format; task_list serves GET /v2/images/{id}/tasks (Image API v2.12).
-DEFAULT_IMAGE_IMPORT = {"stores": "multi", "convert_to": None, "task_list": False}
+DEFAULT_IMAGE_IMPORT = {"stores": "multi", "convert_to": None, "task_list": False,
+                        "import_lock": False}
 DISK_FORMATS = ["raw", "qcow2", "vhd", "vhdx", "vmdk", "vdi", "iso", "ploop", "ami", "ari",
                 "aki"]
 
@@ -84,7 +85,10 @@ SCHEMA: dict[str, Any] = {
             "type": "object", "additionalProperties": False,
             "properties": {"stores": {"enum": ["single", "multi"]},
                            "convert_to": {"enum": [*DISK_FORMATS, None]},
-                           "task_list": {"type": "boolean"}}},
+                           "task_list": {"type": "boolean"},
+                           # the image carries os_glance_import_task until the flow ends,
+                           # and the flow's last image save loses properties set meanwhile
+                           "import_lock": {"type": "boolean"}}},
         "faults": {"type": "array", "items": {"type": "object"}},
         "compute": {
             "type": "object", "additionalProperties": False, "required": ["config_drive"],

@@ -80,6 +80,20 @@ class KeystoneAdmin:
             self.session.put(f"{self.url}/projects/{project_id}/users/{uid}/roles/"
                              f"{self.role_id(role)}")
 
+    def endpoints_in(self, service_type: str, region: str, url: str) -> list[str]:
+        """Public and internal endpoints of the existing ``service_type`` in ``region``
+        (made if missing); returns their ids."""
+        if self.session.get(f"{self.url}/regions/{region}", raise_exc=False).status_code == 404:
+            self.post("/regions", "region", {"id": region})
+        sid = self.get(f"/services?type={service_type}", "services")[0]["id"]
+        return [self.post("/endpoints", "endpoint", {"service_id": sid, "interface": interface,
+                                                     "region_id": region, "url": url})["id"]
+                for interface in ("public", "internal")]
+
+    def delete_endpoints(self, ids: list[str]) -> None:
+        for endpoint_id in ids:
+            self.session.delete(f"{self.url}/endpoints/{endpoint_id}", raise_exc=False)
+
     def service(self, service_type: str, name: str, url: str) -> None:
         sid = self.post("/services", "service", {"type": service_type, "name": name})["id"]
         for interface in ("public", "internal"):

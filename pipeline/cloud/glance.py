@@ -9,7 +9,9 @@ the stream cannot be replayed; ``pipeline.cloud.upload`` starts over instead.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +40,9 @@ HIDDEN_SINCE = 7              # os_hidden exists from Image API v2.7
 IMAGE_TASKS_SINCE = 12        # GET /v2/images/{id}/tasks exists from Image API v2.12
 IMPORTING = "os_glance_importing_to_stores"
 FAILED_IMPORT = "os_glance_failed_import"
+IMPORT_LOCK = "os_glance_import_task"   # held by an import flow until it has ended
+LOCK_GRACE = 60.0             # seconds an active image may keep the lock before we go on
+TASK_GRACE = 15.0             # seconds a reverted import's task may take to say why
 
 
 @dataclass
@@ -56,6 +61,7 @@ class Image:
     properties: dict[str, str] = field(default_factory=dict)
     created_at: str | None = None
     visibility: str | None = None
+    hidden: bool = False          # os_hidden (v2.7+): left out of default listings
 
     @classmethod
     def from_v2(cls, body: Mapping[str, Any]) -> Image:
@@ -65,7 +71,8 @@ class Image:
                    container_format=body.get("container_format"), size=body.get("size"),
                    checksum=body.get("checksum"), os_hash_algo=body.get("os_hash_algo"),
                    os_hash_value=body.get("os_hash_value"), properties=props,
-                   created_at=body.get("created_at"), visibility=body.get("visibility"))
+                   created_at=body.get("created_at"), visibility=body.get("visibility"),
+                   hidden=body.get("os_hidden") is True)
 
     @classmethod
     def from_v1(cls, body: Mapping[str, Any]) -> Image:
@@ -122,11 +129,21 @@ class Glance(Api):
             images = [Image.from_v2(i) for i in body.get("images", [])]
         return [i for i in images if i.name == name]
 
-    def list_all(self, step: str = "retention") -> list[Image]:
-        """Every image this project can see, page by page (v2 ``next`` links, v1 markers)."""
+    def list_all(self, step: str = "retention", hidden: bool = False) -> list[Image]:
+        """Every image this project can see, page by page (v2 ``next`` links, v1 markers).
+
+        ``hidden``: the hidden ones too, where the API has them (Glance lists them only
+        when asked, ``os_hidden=true``, and then only them)."""
         if self.version == "1":
             return self._list_v1(step)
-        images, url, params = [], "images", {"limit": PAGE}
+        images = self._list_v2(step, {"limit": PAGE})
+        if hidden and self.hides:
+            images += self._list_v2(step, {"limit": PAGE, "os_hidden": "true"})
+        return images
+
+    def _list_v2(self, step: str, params: dict[str, Any]) -> list[Image]:
+        images: list[Image] = []
+        url: str | None = "images"
         while url:
             body = self.call("GET", url, params=params, step=step).json()
             images += [Image.from_v2(i) for i in body.get("images", [])]
@@ -250,9 +267,12 @@ class Glance(Api):
         """Poll until ``active``; ``killed`` and failed imports fail with what Glance says.
 
         ``imported``: an interoperable import was accepted, so ``queued`` with no store
-        still importing means it failed (single-store Glance says so only in the task list).
+        still importing means it failed (single-store Glance says so only in the task list),
+        and ``active`` counts once the flow has dropped its lock (``IMPORT_LOCK``): its last
+        image save replaces every property, so what we set before would be lost.
         """
         status = "unknown"
+        active_since = None
         try:
             for _ in iterate_timeout(timeout, "image not active", wait=poll):
                 try:
@@ -262,12 +282,20 @@ class Glance(Api):
                     continue
                 status = image.status
                 if status == "active":
-                    return image
+                    if not (imported and image.properties.get(IMPORT_LOCK)):
+                        return image
+                    active_since = active_since or time.monotonic()
+                    if time.monotonic() - active_since > LOCK_GRACE:
+                        LOG.warning("%s: image %s still holds its import lock %g s after "
+                                    "going active; going on", self.where, image_id,
+                                    LOCK_GRACE)
+                        return image
+                    continue
                 failed = image.properties.get(FAILED_IMPORT)
                 reverted = (imported and status == "queued"
                             and not image.properties.get(IMPORTING))
                 if failed or reverted:
-                    raise self._import_failed(image_id, failed)
+                    raise self._import_failed(image_id, failed, poll)
                 if status in FAILED or status not in WAITING:
                     raise errors.UploadError(f"{self.service} image {image_id} went to "
                                              f"{status}", where=self.where)
@@ -276,10 +304,19 @@ class Glance(Api):
                                      f"{timeout:g} s", where=self.where, step="upload") from e
         raise AssertionError("unreachable")
 
-    def _import_failed(self, image_id: str, stores: str | None) -> errors.UploadError:
-        """One line for a failed import: Glance's own message, from the image's task list."""
+    def _import_failed(self, image_id: str, stores: str | None,
+                       poll: float) -> errors.UploadError:
+        """One line for a failed import: Glance's own message, from the image's task list.
+
+        Glance reverts the image before it marks the task failed, so a task still running
+        is given ``TASK_GRACE`` seconds to say why."""
         where = f" in {stores}" if stores else ""
-        message = self.import_task_failure(image_id)
+        message = None
+        with contextlib.suppress(errors.WaitTimeout):
+            for _ in iterate_timeout(TASK_GRACE, "import task to end", wait=poll):
+                message, running = self.import_task_failure(image_id)
+                if message is not None or not running:
+                    break
         if message is None:
             message = "no reason given" + (
                 "" if self.api.minor is None or self.api.minor >= IMAGE_TASKS_SINCE else
@@ -287,21 +324,23 @@ class Glance(Api):
         return errors.UploadError(f"{self.service} import of image {image_id} failed{where}: "
                                   f"{message}", where=self.where)
 
-    def import_task_failure(self, image_id: str) -> str | None:
-        """The message of the image's newest failed task (Image API v2.12+), if any."""
+    def import_task_failure(self, image_id: str) -> tuple[str | None, bool]:
+        """The message of the image's newest failed task (Image API v2.12+), if any, and
+        whether a task of the image is still pending or processing."""
         if self.api.minor is not None and self.api.minor < IMAGE_TASKS_SINCE:
-            return None
+            return None, False
         try:
             resp = self.call("GET", f"images/{image_id}/tasks", ok=(404,))
         except errors.PipelineError as e:     # the reason is a bonus; the failure stands
             LOG.debug("%s: task list of image %s: %s", self.where, image_id, e)
-            return None
+            return None, False
         if resp.status_code == 404:
-            return None
+            return None, False
         tasks = sorted(resp.json().get("tasks") or [], key=lambda t: t.get("created_at") or "",
                        reverse=True)
+        running = any(t.get("status") in ("pending", "processing") for t in tasks)
         return next((t.get("message") or "no message" for t in tasks
-                     if t.get("status") == "failure"), None)
+                     if t.get("status") == "failure"), None), running
 
     # --- tasks ------------------------------------------------------------
 

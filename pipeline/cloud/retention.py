@@ -12,7 +12,10 @@ A real store may refuse a delete: a protected image answers 403, and on Ceph
 an image whose clones back servers answers 409 (glance_store's rbd driver
 raises InUseByStore; docs/vendor-behaviour.md).  Such an image is skipped with
 a note, hidden (``os_hidden``) where the Image API has it so it stops being
-chosen by name, and the others are still deleted.
+chosen by name, and the others are still deleted.  Hidden images are listed
+too (``os_hidden=true``; a default v2 listing leaves them out), and a hidden
+image of ours is retried every run and never takes one of the N places: the
+report names it with the reason until the store lets it go.
 """
 
 from __future__ import annotations
@@ -66,6 +69,9 @@ def images_to_delete(images: Sequence[Image], *, keep: int, image_name: str,
     """Our images beyond the newest ``keep`` good ones (the current one always kept),
     and those that failed a test boot and are older than the current one."""
     ours = [i for i in images if made_by_imagefleet(i, image_name)]
+    # Hidden by an earlier run that could not delete it: tried again, never kept.
+    retry = [i for i in ours if i.hidden and i.id != current_id]
+    ours = [i for i in ours if i not in retry]
     current = next((i for i in ours if i.id == current_id), None)
     good = sorted((i for i in ours if i.id == current_id or not failed_verify(i)),
                   key=lambda i: (i.id == current_id, i.created_at or "", i.id), reverse=True)
@@ -73,7 +79,7 @@ def images_to_delete(images: Sequence[Image], *, keep: int, image_name: str,
     newest = (current.created_at or "") if current else None
     doomed += [i for i in ours if i.id != current_id and failed_verify(i)
                and (newest is None or (i.created_at or "") <= newest)]
-    return sorted(doomed, key=lambda i: (i.created_at or "", i.id), reverse=True)
+    return sorted(doomed + retry, key=lambda i: (i.created_at or "", i.id), reverse=True)
 
 
 def mark_verified(glance: Glance, image: Image, ok: bool) -> None:
@@ -93,8 +99,9 @@ def record_failed_verify(conn: Connection, image_id: str) -> None:
 def _skip(glance: Glance, image: Image, error: errors.HttpError) -> Skipped:
     """Note an image the store would not delete; hide it where the API allows."""
     reason = next(r for cls, r in UNDELETABLE.items() if isinstance(error, cls))
-    skipped = Skipped(id=image.id, name=image.name, reason=reason, detail=error.cause)
-    if glance.hides:
+    skipped = Skipped(id=image.id, name=image.name, reason=reason, detail=error.cause,
+                      hidden=image.hidden)
+    if glance.hides and not image.hidden:
         try:
             glance.hide(image)
             skipped.hidden = True
@@ -109,7 +116,7 @@ def apply_retention(cloud: Cloud, *, keep: int, image_name: str, current_id: str
                     connection: Connection | None = None) -> RetentionResult:
     """Delete our older images in ``cloud``; those the store refuses are skipped."""
     glance = (connection or Connection(cloud)).glance
-    images = glance.list_all()
+    images = glance.list_all(hidden=True)
     current = next((i for i in images if i.id == current_id), None)
     if current is not None:
         mark_verified(glance, current, ok=True)

@@ -43,6 +43,7 @@ class CloudRow:
     boot_figures: dict | None = None    # systemd-analyze of the local boot (pipeline.cloud.bootfigures)
     error: str | None = None
     failed_stage: str | None = None     # also "retention", which has no column
+    retention_skipped: list[dict] = field(default_factory=list)   # {"id", "reason", "hidden"}
 
     @property
     def status(self) -> str:
@@ -53,7 +54,8 @@ class CloudRow:
 
 def cloud_row(cloud: str, profile: str, disk_format: str, *, build: dict | None,
               convert: dict | None, local_boot: dict | None, upload: dict | None,
-              verify: dict | None, error: str | None, failed_stage: str | None) -> CloudRow:
+              verify: dict | None, error: str | None, failed_stage: str | None,
+              retention: dict | None = None) -> CloudRow:
     """One cloud's row from the stage records (``None``: the stage has no record)."""
     records = {"build": build, "convert": convert, "local_boot": local_boot,
                "upload": upload, "verify": verify}
@@ -84,7 +86,17 @@ def cloud_row(cloud: str, profile: str, disk_format: str, *, build: dict | None,
         row.build_id_read = verify.get("build_id")
     elif row.stages["verify"] == FAILED:
         row.verify = "failed"
+    row.retention_skipped = [{k: s.get(k) for k in ("id", "reason", "hidden")}
+                             for s in (retention or {}).get("skipped") or []]
     return row
+
+
+def retention_note(skipped: list[dict] | None) -> str:
+    """The images retention could not delete, and why ("" if none)."""
+    if not skipped:
+        return ""
+    return "retention skipped " + ", ".join(
+        f"{s['id']} ({s['reason']}{', hidden' if s.get('hidden') else ''})" for s in skipped)
 
 
 def accel_note(local_boot: dict) -> str | None:
@@ -152,6 +164,9 @@ def render_table(report: dict[str, Any]) -> str:
         lines.append(f"{c['cloud']:<18} {c['status']:<7} {c['disk_format']:<6} "
                      f"{_fmt(c['mechanism']):<17} {rate:>7} {_fmt(c['seconds_to_reachable']):>7}"
                      f"  {tail}")
+    for c in report["clouds"]:
+        if c.get("retention_skipped"):
+            lines.append(f"{c['cloud']}: {retention_note(c['retention_skipped'])}")
     boots = {c["disk_format"]: c for c in report["clouds"] if c.get("accel")}
     for fmt, c in sorted(boots.items()):
         lines.append(f"local boot {fmt}: {c['accel']} ({c.get('accel_note') or '-'})")
@@ -202,7 +217,9 @@ def render_html(report: dict[str, Any]) -> str:
                   f"<span class=accel> ({e(c.get('accel_note') or '-')})</span>"
                   + (f"; <span class=boot>first boot: "
                      f"{e(bootfigures.summary(c['boot_figures']))}</span>"
-                     if c.get("boot_figures") else ""))
+                     if c.get("boot_figures") else "")
+                  + (f"; <span class=retention>{e(retention_note(skipped))}</span>"
+                     if (skipped := c.get("retention_skipped")) else ""))
         rows.append(f'<tr class="cloud" data-status="{e(c["status"])}"><th>{e(c["cloud"])}</th>'
                     f"<td>{e(c['profile'])}</td><td>{e(c['disk_format'])}</td>{cells}"
                     f"<td>{detail}</td><td class=error>{e(c['error'] or '')}</td></tr>")

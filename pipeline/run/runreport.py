@@ -40,5 +40,6 @@ def collect_rows(work_dir: Path, build_id: str, clouds: list[Cloud],
             upload=_read(layout.upload_record(build_id, cloud.name)),
             verify=_read(layout.verify_record(build_id, cloud.name)),
             error=failure.error if failure else None,
-            failed_stage=failure.stage if failure else None))
+            failed_stage=failure.stage if failure else None,
+            retention=_read(layout.retention_record(build_id, cloud.name))))
     return rows

@@ -10,6 +10,11 @@ Targets, one session-scoped parameter:
 * ``localcloud``: the local cloud serving ``upstream.yaml`` beside this file,
   the personality that matches what ``make upstream`` configures.
 
+The checks of a single-store Glance that converts imports
+(``test_single_store.py``) run against the second upstream Glance that
+``upstream.single`` starts on first use (``upstream_single``) and the local
+cloud's ``upstream-single.yaml``.
+
 A check the local cloud knowingly fails is listed in ``differences.py`` (and
 docs/upstream.md) and is a strict xfail there. At the end pytest prints a
 table of which checks pass on which target.
@@ -34,9 +39,11 @@ from localcloud.testing import running_cloud
 from pipeline.core.waiting import iterate_timeout
 from tests.conformance.differences import DIFFERENCES
 from upstream import run as upstream_run
+from upstream import single as upstream_single_run
 
 HERE = Path(__file__).resolve().parent
 PERSONALITY = HERE / "upstream.yaml"
+SINGLE_PERSONALITY = HERE / "upstream-single.yaml"
 TARGETS = ("upstream", "localcloud")
 IMAGE_V2 = {"min_version": "2", "max_version": "2.latest"}
 PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
@@ -72,8 +79,20 @@ def upstream_cloud(request) -> Iterator[UpstreamCloud]:
 
 
 @pytest.fixture(scope="session")
+def upstream_single(upstream_cloud) -> Iterator[dict[str, Any]]:
+    """The single-store, converting Glance (upstream/single.py): clouds_yaml, cloud."""
+    info = upstream_single_run.start()
+    yield info
+    how = "reused" if info["reused"] else f"started in {info['start_s']} s"
+    _notes.append(f"upstream {upstream_single_run.NAME}: {how}")
+    if not info["reused"] and os.environ.get("IMAGEFLEET_UPSTREAM_KEEP") != "1":
+        upstream_single_run.stop()
+
+
+@pytest.fixture(scope="session")
 def local_cloud(tmp_path_factory):
-    with running_cloud([str(PERSONALITY)], tmp_path_factory.mktemp("conformance-local")) as lc:
+    with running_cloud([str(PERSONALITY), str(SINGLE_PERSONALITY)],
+                       tmp_path_factory.mktemp("conformance-local")) as lc:
         yield lc
 
 

@@ -13,8 +13,11 @@ import time
 import pytest
 
 from localcloud.testing import personality_file, running_cloud
+from pipeline.cloud.glance import IMPORT_LOCK
+from pipeline.cloud.marks import CONVERTED_FROM, MANAGED
 from pipeline.cloud.upload import upload_image
 from pipeline.core import errors
+from pipeline.core.waiting import iterate_timeout
 from tests.integration.test_upload import (
     FAST,
     assert_only,
@@ -26,7 +29,7 @@ from tests.integration.test_upload import (
 )
 
 NAME = "vexxhost-like"
-CEPH_IMPORT = {"stores": "single", "convert_to": "raw", "task_list": True}
+CEPH_IMPORT = {"stores": "single", "convert_to": "raw", "task_list": True, "import_lock": True}
 pytestmark = pytest.mark.usefixtures("no_faults_left")
 
 
@@ -69,6 +72,13 @@ def test_conversion_on_import_is_recorded_not_failed(lc, profiles, images):  # n
         assert json.loads(json.dumps(record.to_dict()))["converted_by_cloud"]["to"] == "raw"
         image = glance(cloud).get(record.image_id)
         assert (image.status, image.disk_format, image.size) == ("active", "raw", size)
+        # Our marks outlive the end of Glance's import flow (its last save of the image).
+        for _ in iterate_timeout(30, "the import flow to drop its lock", wait=0.1):
+            image = glance(cloud).get(record.image_id)
+            if IMPORT_LOCK not in image.properties:
+                break
+        assert image.properties[CONVERTED_FROM] == "qcow2"
+        assert image.properties[MANAGED] == "true"
         again = upload_image(cloud, images["qcow2"], build, **FAST)
         assert (again.skipped, again.image_id) == (True, record.image_id)
         assert again.converted_by_cloud == record.converted_by_cloud

@@ -121,12 +121,32 @@ def test_undeletable_images_are_skipped_and_every_page_is_seen(paged, name):
         left = {i["id"] for i in paged.leftovers(name).get("images", [])}
         assert left == {protected, busy, foreign, current}
         assert {i.id for i in g.list_all()} == ({foreign, current} if hidden else left)
+        assert {i.id for i in g.list_all(hidden=True)} == left
+
+        # The next run tries the skipped ones again, hidden or not ...
+        again = apply_retention(cloud, keep=1, image_name="imagefleet-debian",
+                                current_id=current)
+        assert again.deleted == []
+        assert {s.id: (s.reason, s.hidden) for s in again.skipped} == skipped
+        # ... and deletes them once the store lets go.
+        paged.clear_faults()
+        _unprotect(g, protected)
+        last = apply_retention(cloud, keep=1, image_name="imagefleet-debian",
+                               current_id=current)
+        assert sorted(last.deleted) == sorted([protected, busy]) and last.skipped == []
+        left = {i["id"] for i in paged.leftovers(name).get("images", [])}
+        assert left == {foreign, current}
     finally:
         paged.clear_faults()
         for image_id in (protected, busy, foreign, current):
-            if g.version == "1":
-                g.call("PUT", f"images/{image_id}", headers={"x-image-meta-protected": "False"})
-            else:
-                g.call("PATCH", f"images/{image_id}", headers=JSON_PATCH,
-                       json=[{"op": "replace", "path": "/protected", "value": False}])
+            _unprotect(g, image_id)
             g.delete(image_id)
+
+
+def _unprotect(g, image_id: str) -> None:
+    if g.version == "1":
+        g.call("PUT", f"images/{image_id}", ok=(404,), headers={
+            "x-image-meta-protected": "False", "x-glance-registry-purge-props": "false"})
+    else:
+        g.call("PATCH", f"images/{image_id}", headers=JSON_PATCH, ok=(404,),
+               json=[{"op": "replace", "path": "/protected", "value": False}])

@@ -20,7 +20,8 @@ from localcloud.testing import RunningCloud, running_cloud
 
 ALL = ["rackspace-like", "hp-like", "dreamhost-like", "vexxhost-like", "ovh-like",
        "auro-like"]
-QCOW2_HEADER = b"QFI\xfb\x00\x00\x00\x03"
+# magic, version 3, no backing file (Glance refuses one)
+QCOW2_HEADER = b"QFI\xfb\x00\x00\x00\x03" + bytes(8)
 OCTET = {"Content-Type": "application/octet-stream"}     # an image's bytes, PUT as they are
 
 

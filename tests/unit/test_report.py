@@ -109,3 +109,24 @@ def test_a_conversion_by_the_cloud_shows_in_the_row(tmp_path):
     report = make_report("2026-11-23", "abc", [row])
     assert report["clouds"][0]["converted_by_cloud"] == converted
     assert "converted by the cloud from qcow2 to raw" in render_html(report)
+
+
+def test_images_retention_could_not_delete_show_with_their_reason():
+    retention = {"keep": 2, "kept": "img-1", "deleted": ["img-0"], "skipped": [
+        {"id": "img-p", "name": "imagefleet-debian-b1", "reason": "protected",
+         "detail": "Glance v2 returned 403", "hidden": True},
+        {"id": "img-b", "name": "imagefleet-debian-b2", "reason": "in use by the store",
+         "detail": "Glance v2 returned 409", "hidden": False}]}
+    row = cloud_row("vexx", "vexxhost-like", "qcow2", build={}, convert={}, local_boot={},
+                    upload=UPLOAD, verify=VERIFY, error=None, failed_stage=None,
+                    retention=retention)
+    assert row.status == "done"
+    report = make_report("2026-11-23", "abc", [row])
+    assert [s["id"] for s in report["clouds"][0]["retention_skipped"]] == ["img-p", "img-b"]
+    note = "retention skipped img-p (protected, hidden), img-b (in use by the store)"
+    assert f"vexx: {note}" in render_table(report)
+    assert note in render_html(report)
+    plain = make_report("r", "abc", [cloud_row(
+        "rax", "rackspace-like", "vhd", build={}, convert={}, local_boot={}, upload=UPLOAD,
+        verify=VERIFY, error=None, failed_stage=None, retention={"skipped": []})])
+    assert "retention skipped" not in render_table(plain) + render_html(plain)

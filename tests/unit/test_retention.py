@@ -58,3 +58,26 @@ def test_failed_test_boots_hold_no_place(outcomes, keep, current, deleted):
     doomed = images_to_delete(images, keep=keep, image_name="imagefleet-debian",
                               current_id=current)
     assert [i.id for i in doomed] == deleted
+
+
+def hidden(image_):
+    return Image(id=image_.id, name=image_.name, status="active", created_at=image_.created_at,
+                 properties=image_.properties, hidden=True)
+
+
+@pytest.mark.parametrize("hide, keep, current, deleted", [
+    # b was hidden by a run that could not delete it: tried again, holds no place
+    ({"b"}, 2, "d", ["b", "a"]),
+    ({"b"}, 3, "d", ["b"]),
+    ({"c"}, 10, "d", ["c"]),
+    # hidden images of someone else's name stay untouched
+    ({"x", "y"}, 10, "d", []),
+    # the current image is never deleted, hidden or not
+    ({"d"}, 10, "d", []),
+])
+def test_hidden_images_are_retried_every_run(hide, keep, current, deleted):
+    from pipeline.cloud.retention import images_to_delete
+    images = [hidden(i) if i.id in hide else i for i in IMAGES]
+    doomed = images_to_delete(images, keep=keep, image_name="imagefleet-debian",
+                              current_id=current)
+    assert [i.id for i in doomed] == deleted
