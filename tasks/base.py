@@ -16,7 +16,7 @@ from pipeline.cloud.mechanism import upload_priority
 from pipeline.core.errors import PipelineError
 from pipeline.image.build import plan_build
 from pipeline.image.buildid import build_id
-from pipeline.run import failures, ledger
+from pipeline.run import builds, failures, ledger
 from pipeline.run.workdir import WorkDir
 from pipeline.settings.clouds import Cloud, load_clouds, select_clouds
 from pipeline.settings.config import PipelineConfig, load_pipeline, load_profiles
@@ -45,12 +45,16 @@ def committed(target: luigi.LocalTarget) -> Iterator[str]:
             raise
 
 
-def planned_run() -> tuple[str, list[str]]:
-    """The build digest and the cloud names the configuration selects today."""
+def planned_run() -> tuple[str, str, list[str]]:
+    """The build digest, its build time (the last build's, or now when a rebuild is due)
+    and the cloud names the configuration selects today."""
     config = load_pipeline(imagefleet().config)
     clouds = load_clouds(imagefleet().clouds_yaml or None)
     selected = select_clouds(config, load_profiles(config.vendors_dir), clouds)
-    return plan_build(config).digest, [c.name for c in selected]
+    digest = plan_build(config).digest
+    built_at = builds.choose_built_at(WorkDir(Path(imagefleet().work_dir).resolve()), digest,
+                                      builds.now(), config.rebuild_age)
+    return digest, built_at, [c.name for c in selected]
 
 
 class ImagefleetTask(luigi.Task):
@@ -110,13 +114,20 @@ class ImagefleetTask(luigi.Task):
 
 
 class BuildTask(ImagefleetTask):
-    """A task about one build, named by the digest of its inputs."""
+    """A task about one build: the digest of its inputs and the time it was made
+    (``""``: the digest alone names it, as ``imagefleet build`` does)."""
 
     digest = luigi.Parameter()
+    built_at = luigi.Parameter(default="", description="the build's time (ISO 8601, UTC)")
 
     @property
     def build_id(self) -> str:
-        return build_id(self.digest)
+        return build_id(self.digest, self.built_at)
+
+    @property
+    def build_params(self) -> dict[str, str]:
+        """What names this build to the tasks it requires."""
+        return {"digest": self.digest, "built_at": self.built_at}
 
 
 class CloudTask(BuildTask):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import luigi
@@ -24,7 +25,7 @@ class BuildBaseImage(BuildTask):
         return luigi.LocalTarget(str(self.layout.base_image(self.build_id)))
 
     def run(self):
-        plan = plan_build(self.pipeline_config)
+        plan = dataclasses.replace(plan_build(self.pipeline_config), built_at=self.built_at)
         if plan.digest != self.digest:
             raise BuildError("the build's inputs changed since this run was planned; run again")
         out = self.output()
@@ -44,7 +45,7 @@ class ConvertImage(BuildTask):
     disk_format = luigi.ChoiceParameter(choices=sorted(EXTENSION))
 
     def requires(self):
-        return BuildBaseImage(digest=self.digest)
+        return BuildBaseImage(**self.build_params)
 
     def output(self):
         return luigi.LocalTarget(str(self.layout.converted(self.build_id, self.disk_format)))
@@ -68,4 +69,4 @@ class BuildImages(luigi.WrapperTask):
     disk_formats = luigi.ListParameter()
 
     def requires(self):
-        return [ConvertImage(digest=self.digest, disk_format=f) for f in self.disk_formats]
+        return [ConvertImage(**self.build_params, disk_format=f) for f in self.disk_formats]

@@ -8,6 +8,7 @@ the work directory keeps everything.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import logging
@@ -25,7 +26,7 @@ from pipeline.cloud.cleanup import sweep
 from pipeline.core.errors import ConfigError, PipelineError
 from pipeline.core.formats import EXTENSION, distinct_formats
 from pipeline.image.build import plan_build
-from pipeline.run import failures, ledger, logsetup
+from pipeline.run import builds, failures, ledger, logsetup
 from pipeline.run.report import make_report, render_table, write_report
 from pipeline.run.runlock import run_lock
 from pipeline.run.runreport import collect_rows
@@ -67,8 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(run)
     run.add_argument("--work-dir", default=os.environ.get("IMAGEFLEET_WORK_DIR", "work"))
     run.add_argument("--workers", type=int, default=3)
-    run.add_argument("--date", type=datetime.date.fromisoformat, default=datetime.date.today(),
-                     help="the run's date (default: today); each date is a distinct run")
+    run.add_argument("--date", type=datetime.date.fromisoformat, default=None,
+                     help="the run's date (default: the clock's); each date is a distinct run")
+    run.add_argument("--now", default=None, metavar="TIME",
+                     help="the run's clock, ISO 8601 (default: $IMAGEFLEET_NOW, else the "
+                     "system clock): decides whether the build is older than rebuild_age")
+    run.add_argument("--rebuild", action="store_true",
+                     help="build again even if the last build is younger than rebuild_age")
     run.add_argument("--scheduler-url", default=None,
                      help="a luigid to schedule through (default: a local scheduler)")
     cleanup = sub.add_parser("cleanup", help="remove verify servers, floating IPs, rules and "
@@ -183,15 +189,20 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config, selected = load_all(args)
-    plan = plan_build(config)
+    clock = builds.now(args.now)
+    args.date = args.date or clock.date()
     work_dir = Path(args.work_dir).resolve()
     configure_luigi(work_dir, args.config, args.clouds_yaml)
     started = time.time()
     names = [c.name for c in selected]
-    LOG.info("run %s: build %s for %s", args.date, plan.build_id, ", ".join(names))
     with run_lock(work_dir):
-        code = run_luigi([Publish(date=args.date, digest=plan.digest, clouds=names)], work_dir,
-                         args.workers, args.scheduler_url)
+        plan = plan_build(config)
+        plan = dataclasses.replace(plan, built_at=builds.choose_built_at(
+            WorkDir(work_dir), plan.digest, clock, config.rebuild_age, force=args.rebuild))
+        LOG.info("run %s: build %s (%s) for %s", args.date, plan.build_id, plan.built_at,
+                 ", ".join(names))
+        code = run_luigi([Publish(date=args.date, digest=plan.digest, built_at=plan.built_at,
+                                  clouds=names)], work_dir, args.workers, args.scheduler_url)
     rows = collect_rows(work_dir, plan.build_id, selected, since=started)
     report = make_report(str(args.date), plan.build_id, rows, started,
                          tasks_run=ledger.counts(work_dir, since=started))

@@ -36,14 +36,17 @@ class Publish(luigi.WrapperTask):
 
     date = TodayParameter()
     digest = luigi.Parameter(default="", description="build digest (default: planned now)")
+    built_at = luigi.Parameter(default="", description="build time (default: planned now)")
     clouds = luigi.ListParameter(default=(), description="clouds (default: every configured)")
 
     def requires(self):
-        digest, clouds = self.digest, list(self.clouds)
+        digest, built_at, clouds = self.digest, self.built_at, list(self.clouds)
         if not (digest and clouds):
-            planned_digest, planned_clouds = planned_run()
-            digest, clouds = digest or planned_digest, clouds or planned_clouds
-        return [RetainImages(digest=digest, cloud=c) for c in clouds]
+            planned_digest, planned_at, planned_clouds = planned_run()
+            if not digest:
+                digest, built_at = planned_digest, planned_at
+            clouds = clouds or planned_clouds
+        return [RetainImages(digest=digest, built_at=built_at, cloud=c) for c in clouds]
 
 
 class RetainImages(CloudTask):
@@ -52,7 +55,7 @@ class RetainImages(CloudTask):
     stage = "retention"
 
     def requires(self):
-        return VerifyImage(digest=self.digest, cloud=self.cloud)
+        return VerifyImage(**self.build_params, cloud=self.cloud)
 
     def output(self):
         return luigi.LocalTarget(str(self.layout.retention_record(self.build_id, self.cloud)))

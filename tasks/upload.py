@@ -23,8 +23,8 @@ class UploadImage(CloudTask):
 
     def requires(self):
         disk_format = self.target_cloud.disk_format
-        return {"image": ConvertImage(digest=self.digest, disk_format=disk_format),
-                "local_boot": LocalBoot(digest=self.digest, disk_format=disk_format)}
+        return {"image": ConvertImage(**self.build_params, disk_format=disk_format),
+                "local_boot": LocalBoot(**self.build_params, disk_format=disk_format)}
 
     def output(self):
         return luigi.LocalTarget(str(self.layout.upload_record(self.build_id, self.cloud)))

@@ -21,7 +21,7 @@ class VerifyImage(CloudTask):
         return {f"verify_{self.cloud}": 1}
 
     def requires(self):
-        return UploadImage(digest=self.digest, cloud=self.cloud)
+        return UploadImage(**self.build_params, cloud=self.cloud)
 
     def output(self):
         return luigi.LocalTarget(str(self.layout.verify_record(self.build_id, self.cloud)))

@@ -25,10 +25,11 @@ class BuildPlan:
     spec: dib.DibSpec
     source: Path | None = None          # a prebuilt image instead of a DIB build
     source_format: str | None = None
+    built_at: str = ""                  # the build's time: each rebuild is a new build id
 
     @property
     def build_id(self) -> str:
-        return build_id(self.digest)
+        return build_id(self.digest, self.built_at)
 
 
 def plan_build(config: PipelineConfig, elements_dir: Path = ELEMENTS_DIR) -> BuildPlan:
@@ -64,7 +65,8 @@ def build_base(plan: BuildPlan, dest: Path, *, work_dir: Path, log_path: Path,
                              where=str(plan.source), step="import")
         record = imagesource.import_source(plan.source, plan.source_format, Path(dest),
                                            log_path=log_path)
-        return {**record, "build_id": plan.build_id, "digest": plan.digest}
+        return {**record, "build_id": plan.build_id, "digest": plan.digest,
+                "built_at": plan.built_at}
     started = time.monotonic()
     spec = dib.DibSpec(**{**asdict(plan.spec), "build_id": plan.build_id})
     # A run killed mid-build left its scratch dir, mounts and loop devices: release them.
@@ -82,7 +84,7 @@ def build_base(plan: BuildPlan, dest: Path, *, work_dir: Path, log_path: Path,
         shutil.move(str(built), str(dest))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    record = {"build_id": plan.build_id, "digest": plan.digest,
+    record = {"build_id": plan.build_id, "digest": plan.digest, "built_at": plan.built_at,
               "virtual_size": info["virtual-size"], "seconds": round(time.monotonic() - started, 1),
               "spec": asdict(spec), "log": str(log_path)}
     LOG.info("built %s in %.0f s", dest, record["seconds"])

@@ -22,6 +22,7 @@ from qemuhost import accel, console
 
 DEFAULT_CONFIG = Path("config/pipeline.yaml")
 DEFAULT_ELEMENTS = ["debian-minimal", "vm", "block-device-mbr", "imagefleet-base"]
+DEFAULT_REBUILD_AGE = 24.0       # hours (nodepool-builder's rebuild-age)
 SOURCE_FORMATS = {".raw": "raw", ".img": "raw", ".qcow2": "qcow2", ".vhd": "vhd"}
 
 
@@ -43,6 +44,7 @@ class PipelineConfig:
     accel: str = "auto"                 # after $IMAGEFLEET_ACCEL: auto, kvm or tcg
     accel_stall_timeout: float = console.STALL_SECONDS
     metadata: MetadataSection = field(default_factory=MetadataSection)   # image.metadata
+    rebuild_age: float = DEFAULT_REBUILD_AGE    # hours before the same inputs are built again
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
@@ -149,6 +151,7 @@ def load_pipeline(path: str | os.PathLike | None = None) -> PipelineConfig:
         accel=_accel(data, path),
         accel_stall_timeout=float(data.get("accel_stall_timeout", console.STALL_SECONDS)),
         metadata=MetadataSection.from_dict(image.get("metadata")),
+        rebuild_age=float(data.get("rebuild_age", DEFAULT_REBUILD_AGE)),
         raw=data,
     )
 
