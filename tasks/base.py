@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -146,9 +147,18 @@ class CloudTask(BuildTask):
         return upload_priority(self.target_cloud.profile.image.upload)
 
     @property
+    def build_record(self) -> dict:
+        """The build's record (``BuildBaseImage``): its time, content digest, kernels."""
+        try:
+            return json.loads(self.layout.build_record(self.build_id).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    @property
     def build_info(self) -> BuildInfo:
         return BuildInfo(build_id=self.build_id, digest=self.digest,
-                         image_name=self.pipeline_config.image_name)
+                         image_name=self.pipeline_config.image_name,
+                         content=self.build_record.get("content", ""))
 
     def failure_where(self) -> str:
         return self.cloud

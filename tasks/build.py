@@ -13,6 +13,7 @@ from pipeline.core.formats import EXTENSION
 from pipeline.image.build import build_base, plan_build
 from pipeline.image.buildcleanup import remove_stale_partials
 from pipeline.image.convert import convert_image
+from pipeline.image.manifest import read_manifest
 from tasks.base import BuildTask, committed
 
 
@@ -34,6 +35,11 @@ class BuildBaseImage(BuildTask):
         with committed(out) as tmp:
             record = build_base(plan, tmp, work_dir=self.work_dir,
                                 log_path=self.log_path(f"build-{self.build_id}.log"))
+            contents = read_manifest(tmp)
+            record.update(content=contents.content_digest(plan.digest),
+                          packages=len(contents.packages or {}), kernels=contents.kernels)
+            atomicfile.write_text(self.layout.manifest(self.build_id),
+                                  json.dumps(contents.to_dict(), indent=1, sort_keys=True))
             atomicfile.write_text(self.layout.build_record(self.build_id),
                                   json.dumps(record, indent=2, sort_keys=True) + "\n")
 

@@ -24,6 +24,7 @@ MD5 = "imagefleet_md5"
 SHA256 = "imagefleet_sha256"
 SHA512 = "imagefleet_sha512"
 VERIFIED = "imagefleet_verified"      # the test boot's outcome: "true" or "false"
+CONTENT = "imagefleet_content"     # the content manifest's digest (image.manifest)
 CONVERTED_FROM = "imagefleet_converted_from"   # the format we sent, where the cloud converted
 
 
@@ -34,6 +35,7 @@ class BuildInfo:
     build_id: str
     digest: str           # digest of the source (base) image
     image_name: str
+    content: str = ""     # the content digest: equal content, the same image to a user
 
     @property
     def cloud_image_name(self) -> str:
@@ -53,6 +55,8 @@ def image_properties(build: BuildInfo, disk_format: str, digests: Digests,
         SHA256: digests.sha256,
         SHA512: digests.sha512,
     })
+    if build.content:
+        props[CONTENT] = build.content
     return props
 
 

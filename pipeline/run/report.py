@@ -16,6 +16,7 @@ from pipeline.core import atomicfile
 
 STAGES = ("build", "convert", "local_boot", "upload", "verify")
 DONE, FAILED, PENDING = "done", "failed", "pending"
+MAX_LINES = 20          # changelog lines per cloud in the terminal summary
 
 
 @dataclass
@@ -41,6 +42,9 @@ class CloudRow:
     accel_note: str | None = None
     error: str | None = None
     failed_stage: str | None = None     # also "retention", which has no column
+    unchanged_since: str | None = None  # nothing uploaded: this build's image stands
+    changed_since: str | None = None    # the build the new image replaces
+    changes: list[str] | None = None    # the changelog since then, one line per package
 
     @property
     def status(self) -> str:
@@ -70,10 +74,13 @@ def cloud_row(cloud: str, profile: str, disk_format: str, *, build: dict | None,
         row.skipped_upload = bool(upload.get("skipped"))
         row.converted_by_cloud = upload.get("converted_by_cloud")
         row.upload_seconds = upload.get("seconds")
+        row.unchanged_since = upload.get("unchanged_since")
+        row.changed_since = upload.get("changed_since")
+        row.changes = upload.get("changes")
         if row.bytes and row.upload_seconds:
             row.upload_rate_mib_s = round(row.bytes / 2**20 / row.upload_seconds, 1)
     if verify:
-        row.verify = "passed"
+        row.verify = "unchanged" if verify.get("unchanged_since") else "passed"
         row.address = verify.get("address")
         row.address_source = verify.get("address_source")
         row.seconds_to_active = verify.get("seconds_to_active")
@@ -144,7 +151,8 @@ def render_table(report: dict[str, Any]) -> str:
              f"{'reach s':>7}  address / error"
     lines = [f"run {report['run']}  build {report['build_id']}", header]
     for c in report["clouds"]:
-        tail = c["error"] or (f"{c['address']} ({c['address_source']})" if c["address"] else "")
+        tail = c["error"] or what_changed(c) or (
+            f"{c['address']} ({c['address_source']})" if c["address"] else "")
         rate = "skipped" if c["skipped_upload"] else _fmt(c["upload_rate_mib_s"])
         lines.append(f"{c['cloud']:<18} {c['status']:<7} {c['disk_format']:<6} "
                      f"{_fmt(c['mechanism']):<17} {rate:>7} {_fmt(c['seconds_to_reachable']):>7}"
@@ -152,11 +160,24 @@ def render_table(report: dict[str, Any]) -> str:
     boots = {c["disk_format"]: c for c in report["clouds"] if c.get("accel")}
     for fmt, c in sorted(boots.items()):
         lines.append(f"local boot {fmt}: {c['accel']} ({c.get('accel_note') or '-'})")
+    for c in report["clouds"]:
+        lines += [f"{c['cloud']}: {line}" for line in (c.get("changes") or [])[:MAX_LINES]]
     ok = sum(c["status"] == DONE for c in report["clouds"])
     lines.append(work_done_line(report))
     lines.append(f"{ok}/{len(report['clouds'])} clouds done"
                  + (f"; failed: {', '.join(report['failed'])}" if report["failed"] else ""))
     return "\n".join(lines)
+
+
+def what_changed(cloud: dict[str, Any]) -> str:
+    """"unchanged since build X", or how many packages changed since which build."""
+    if cloud.get("unchanged_since"):
+        return f"unchanged since build {cloud['unchanged_since']}"
+    if cloud.get("changed_since"):
+        changes = cloud.get("changes")
+        count = f"{len(changes)} changes" if changes is not None else "changelog not kept"
+        return f"changed since build {cloud['changed_since']} ({count})"
+    return ""
 
 
 def work_done_line(report: dict[str, Any]) -> str:
@@ -195,9 +216,12 @@ def render_html(report: dict[str, Any]) -> str:
                   f"reachable after {e(_fmt(c['seconds_to_reachable'], ' s'))}; "
                   f"local boot under {e(_fmt(c.get('accel')))}"
                   f"<span class=accel> ({e(c.get('accel_note') or '-')})</span>")
+        changes = "".join(f"<li>{e(line)}</li>" for line in c.get("changes") or [])
         rows.append(f'<tr class="cloud" data-status="{e(c["status"])}"><th>{e(c["cloud"])}</th>'
                     f"<td>{e(c['profile'])}</td><td>{e(c['disk_format'])}</td>{cells}"
-                    f"<td>{detail}</td><td class=error>{e(c['error'] or '')}</td></tr>")
+                    f"<td>{detail}</td><td class=changes>{e(what_changed(c))}"
+                    f"{'<ul>' + changes + '</ul>' if changes else ''}</td>"
+                    f"<td class=error>{e(c['error'] or '')}</td></tr>")
     title = f"imagefleet run {report['run']}"
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{e(title)}</title>
@@ -207,7 +231,7 @@ td,th{{border:1px solid #999;padding:.3em .6em;text-align:left}}.error{{color:#9
 <p>build {e(report['build_id'])} &middot; {'all clouds done' if report['ok'] else
  'failed: ' + e(', '.join(report['failed']))}</p>
 <table><thead><tr><th>cloud</th><th>profile</th><th>format</th>{head}<th>details</th>
-<th>error</th></tr></thead><tbody>
+<th>what changed</th><th>error</th></tr></thead><tbody>
 {chr(10).join(rows)}
 </tbody></table></body></html>
 """

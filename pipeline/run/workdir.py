@@ -31,6 +31,10 @@ class WorkDir:
     def build_record(self, build_id: str) -> Path:
         return self.build_dir(build_id) / "build.json"
 
+    def manifest(self, build_id: str) -> Path:
+        """What is inside the build: packages and kernel (``image.manifest``)."""
+        return self.build_dir(build_id) / "manifest.json"
+
     def converted(self, build_id: str, disk_format: str) -> Path:
         return self.root / "images" / build_id / f"image.{EXTENSION[disk_format]}"
 
