@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -55,7 +56,7 @@ def planned_run() -> tuple[str, str, list[str]]:
     digest = plan_build(config).digest
     built_at = builds.choose_built_at(WorkDir(Path(imagefleet().work_dir).resolve()), digest,
                                       builds.now(), config.rebuild_age)
-    return digest, built_at, [c.name for c in selected]
+    return digest, built_at, [c.name for c in selected if c.name not in config.paused]
 
 
 class ImagefleetTask(luigi.Task):
@@ -111,7 +112,16 @@ class ImagefleetTask(luigi.Task):
 
     def on_success(self) -> None:
         failures.clear(self.layout, self.task_id)
-        ledger.record(self.work_dir, self.task_id, self.task_family)
+        ledger.record(self.work_dir, self.task_id, self.task_family,
+                      started=getattr(self, "started_at", None),
+                      cloud=self.param_kwargs.get("cloud"),
+                      disk_format=self.param_kwargs.get("disk_format"))
+
+
+@ImagefleetTask.event_handler(luigi.Event.START)
+def _note_start(task: ImagefleetTask) -> None:
+    """When the task began running: its bar on the report's timeline starts here."""
+    task.started_at = time.time()
 
 
 class BuildTask(ImagefleetTask):

@@ -26,13 +26,15 @@ from pipeline.cloud.cleanup import sweep
 from pipeline.core.errors import ConfigError, PipelineError
 from pipeline.core.formats import EXTENSION, distinct_formats
 from pipeline.image.build import plan_build
-from pipeline.run import builds, failures, ledger, logsetup
-from pipeline.run.report import make_report, render_table, write_report
+from pipeline.run import builds, failures, ledger, logsetup, metrics, nights
+from pipeline.run.prune import prune
+from pipeline.run.report import make_report, paused_row, render_table, write_report
 from pipeline.run.runlock import run_lock
 from pipeline.run.runreport import collect_rows
 from pipeline.run.workdir import WorkDir
 from pipeline.settings.clouds import SECRET_KEYS, load_clouds, select_clouds
 from pipeline.settings.config import load_pipeline, load_profiles
+from tasks import fleetcli
 from tasks.build import BuildImages, ConvertImage
 from tasks.publish import Publish
 
@@ -85,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--work-dir", default=os.environ.get("IMAGEFLEET_WORK_DIR", "work"))
     report.add_argument("--json", action="store_true")
     report.add_argument("-v", "--verbose", action="count", default=0)
+    fleetcli.add_parsers(sub, _add_common)
     lc = sub.add_parser("localcloud", help="serve OpenStack APIs on 127.0.0.1 (offline rehearsal)",
                         add_help=False)
     lc.add_argument("args", nargs=argparse.REMAINDER)
@@ -189,6 +192,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config, selected = load_all(args)
+    paused = [c for c in selected if c.name in config.paused]
+    selected = [c for c in selected if c.name not in config.paused]
     clock = builds.now(args.now)
     args.date = args.date or clock.date()
     work_dir = Path(args.work_dir).resolve()
@@ -202,10 +207,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         LOG.info("run %s: build %s (%s) for %s", args.date, plan.build_id, plan.built_at,
                  ", ".join(names))
         code = run_luigi([Publish(date=args.date, digest=plan.digest, built_at=plan.built_at,
-                                  clouds=names)], work_dir, args.workers, args.scheduler_url)
+                                  clouds=names)], work_dir, args.workers,
+                         args.scheduler_url) if names else 0
     rows = collect_rows(work_dir, plan.build_id, selected, since=started)
+    rows += [paused_row(c.name, c.profile.name, c.disk_format) for c in paused]
     report = make_report(str(args.date), plan.build_id, rows, started,
                          tasks_run=ledger.counts(work_dir, since=started))
+    report.update(nights.sections(work_dir, report, started,
+                                  {c.name: c.disk_format for c in selected}))
+    try:                # every run, also one whose report cannot be written
+        metrics.write(WorkDir(work_dir).metrics, report)
+    except OSError as e:
+        LOG.warning("metrics not written: %s", e)
     print(render_table(report))
     try:
         path = write_report(WorkDir(work_dir).report_dir(str(args.date)), report)
@@ -217,6 +230,8 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_FAILED
     print(f"report: {path} (and report.html)")
+    if code == 0 and report["ok"]:
+        prune(WorkDir(work_dir), config.keep_local, protect={plan.build_id})
     return code if code else (0 if report["ok"] else EXIT_FAILED)
 
 
@@ -254,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = Path(getattr(args, "work_dir", None) or "work").resolve()
     logsetup.configure(args.verbose, WorkDir(work_dir).cli_log)
     handlers = {"check-config": cmd_check_config, "build": cmd_build, "run": cmd_run,
-                "cleanup": cmd_cleanup, "report": cmd_report}
+                "cleanup": cmd_cleanup, "report": cmd_report,
+                **{name: lambda a: fleetcli.run(a, load_all) for name in fleetcli.HANDLERS}}
     try:
         return handlers[args.command](args)
     except PipelineError as e:

@@ -7,6 +7,7 @@ import json
 
 import luigi
 
+from pipeline.cloud.fleet import promote
 from pipeline.cloud.retention import apply_retention
 from tasks.base import CloudTask, planned_run
 from tasks.verify import VerifyImage
@@ -65,7 +66,14 @@ class RetainImages(CloudTask):
             current = json.load(f)["image_id"]
         cloud = self.target_cloud
         keep = int(cloud.profile.retention.keep or self.pipeline_config.keep)
-        result = apply_retention(cloud, keep=keep, image_name=self.pipeline_config.image_name,
+        config = self.pipeline_config
+        result = apply_retention(cloud, keep=keep, image_name=config.image_name,
                                  current_id=current)
+        promoted = []
+        if config.stable_name:          # verified now: it takes the stable name
+            promoted = [c.image.id for c in promote(cloud, stable_name=config.stable_name,
+                                                    image_name=config.image_name,
+                                                    image_id=current)]
         with self.output().open("w") as f:
-            json.dump({"keep": keep, "kept": current, **result.to_dict()}, f, indent=2)
+            json.dump({"keep": keep, "kept": current, "stable_name": config.stable_name,
+                       "renamed": promoted, **result.to_dict()}, f, indent=2)

@@ -26,6 +26,8 @@ class BuildPlan:
     source: Path | None = None          # a prebuilt image instead of a DIB build
     source_format: str | None = None
     built_at: str = ""                  # the build's time: each rebuild is a new build id
+    timeout: float = dib.BUILD_TIMEOUT  # build.timeout: not an input, not in the digest
+    command: str | None = None          # build.command: disk-image-create to run
 
     @property
     def build_id(self) -> str:
@@ -42,7 +44,8 @@ def plan_build(config: PipelineConfig, elements_dir: Path = ELEMENTS_DIR) -> Bui
         digest = imagesource.source_digest(config.source, config.source_format,
                                            config.image_name)
         return BuildPlan(digest=digest, spec=spec, source=config.source,
-                         source_format=config.source_format)
+                         source_format=config.source_format, timeout=config.build_timeout,
+                         command=config.build_command)
     spec = dib.resolve_spec(dib.DibSpec(
         name=config.image_name, elements=tuple(config.elements), release=config.release,
         environment=dict(config.environment), mirror=config.mirror, size=config.size))
@@ -52,7 +55,8 @@ def plan_build(config: PipelineConfig, elements_dir: Path = ELEMENTS_DIR) -> Bui
     except ConfigError as e:         # the element list comes from the pipeline file
         raise e.at(where=str(config.path)) from None
     digest = dib.build_digest(spec, [elements_dir])
-    return BuildPlan(digest=digest, spec=spec)
+    return BuildPlan(digest=digest, spec=spec, timeout=config.build_timeout,
+                     command=config.build_command)
 
 
 def build_base(plan: BuildPlan, dest: Path, *, work_dir: Path, log_path: Path,
@@ -77,7 +81,8 @@ def build_base(plan: BuildPlan, dest: Path, *, work_dir: Path, log_path: Path,
     scratch.mkdir(parents=True, exist_ok=True)
     try:
         built = dib.build_image(spec, scratch, work_dir=Path(work_dir), log_path=log_path,
-                                progress=progress or _log_phase)
+                                progress=progress or _log_phase, timeout=plan.timeout,
+                                command=plan.command)
         info = qemu_img.info(built, "raw")
         if info.get("virtual-size", 0) <= 0:
             raise BuildError(f"diskimage-builder produced an empty image ({built})")

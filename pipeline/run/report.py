@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core import atomicfile
+from pipeline.run.nights_html import STYLE, render_sections
 
 STAGES = ("build", "convert", "local_boot", "upload", "verify")
-DONE, FAILED, PENDING = "done", "failed", "pending"
+DONE, FAILED, PENDING, PAUSED = "done", "failed", "pending", "paused"
 MAX_LINES = 20          # changelog lines per cloud in the terminal summary
 
 
@@ -48,6 +49,8 @@ class CloudRow:
 
     @property
     def status(self) -> str:
+        if self.stages and all(v == PAUSED for v in self.stages.values()):
+            return PAUSED
         if self.error or FAILED in self.stages.values():
             return FAILED
         return DONE if all(v == DONE for v in self.stages.values()) else PENDING
@@ -91,6 +94,12 @@ def cloud_row(cloud: str, profile: str, disk_format: str, *, build: dict | None,
     return row
 
 
+def paused_row(cloud: str, profile: str, disk_format: str) -> CloudRow:
+    """A cloud kept in the configuration but skipped by runs (``paused`` in pipeline.yaml)."""
+    return CloudRow(cloud=cloud, profile=profile, disk_format=disk_format,
+                    stages=dict.fromkeys(STAGES, PAUSED))
+
+
 def accel_note(local_boot: dict) -> str | None:
     """Why the local boot ran under its accelerator; a fallback names its cause and cost."""
     fallback = local_boot.get("accel_fallback")
@@ -117,7 +126,7 @@ def make_report(run_id: str, build_id: str, rows: list[CloudRow],
         "run": run_id, "build_id": build_id,
         "started": started, "finished": time.time(),
         "tasks_run": dict(sorted((tasks_run or {}).items())),
-        "ok": all(r.status == DONE for r in rows),
+        "ok": all(r.status in (DONE, PAUSED) for r in rows),
         "failed": [r.cloud for r in rows if r.status == FAILED],
         "clouds": [dict(vars(r), status=r.status) for r in rows],
     }
@@ -198,7 +207,7 @@ def _failed_stage(cloud: dict[str, Any]) -> str:
         (s for s in STAGES if cloud["stages"].get(s) == FAILED), "stage unknown")
 
 
-_COLOURS = {DONE: "#c8f0c8", FAILED: "#f4c0c0", PENDING: "#eeeeee"}
+_COLOURS = {DONE: "#c8f0c8", FAILED: "#f4c0c0", PENDING: "#eeeeee", PAUSED: "#fff3c4"}
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -226,12 +235,15 @@ def render_html(report: dict[str, Any]) -> str:
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{e(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #999;padding:.3em .6em;text-align:left}}.error{{color:#900}}</style>
+td,th{{border:1px solid #999;padding:.3em .6em;text-align:left}}.error{{color:#900}}
+{STYLE}</style>
 </head><body><h1>{e(title)}</h1>
 <p>build {e(report['build_id'])} &middot; {'all clouds done' if report['ok'] else
  'failed: ' + e(', '.join(report['failed']))}</p>
 <table><thead><tr><th>cloud</th><th>profile</th><th>format</th>{head}<th>details</th>
 <th>what changed</th><th>error</th></tr></thead><tbody>
 {chr(10).join(rows)}
-</tbody></table></body></html>
+</tbody></table>
+{render_sections(report)}
+</body></html>
 """

@@ -105,5 +105,10 @@ class WorkDir:
         return self.reports / run
 
     @property
+    def metrics(self) -> Path:
+        """node_exporter textfile directory (``run.metrics``)."""
+        return self.root / "metrics"
+
+    @property
     def latest_report(self) -> Path:
         return self.reports / "latest" / "report.json"

@@ -74,6 +74,7 @@ class ImageSection:
     task_import_from: str = "object-path"
     task_image_properties: str = "all"      # "name": the rest is PATCHed once active
     metadata: dict[str, Any] = field(default_factory=dict)
+    rename: bool = True      # False: the stable name is a property, names never change
 
     def image_metadata(self, base: MetadataSection | None = None) -> MetadataSection:
         """This vendor's metadata over pipeline.yaml's ``base``.

@@ -93,3 +93,43 @@ def test_a_build_named_by_its_digest_alone_is_reused_while_young(tmp_path):
     made = builds.build_records(layout)[0]["made"]
     assert bid == DIGEST[:BUILD_ID_LEN]
     assert builds.choose_built_at(layout, DIGEST, builds.parse_time(made), 24) == ""
+
+
+def test_prune_keeps_the_newest_and_the_published_build(tmp_path):
+    from pipeline.run.prune import prune
+    layout = WorkDir(tmp_path)
+    ids = [_finished_build(layout, DIGEST, f"2026-11-2{n}T02:00:00Z") for n in range(1, 6)]
+    for bid in ids:
+        image = layout.converted(bid, "qcow2")
+        image.parent.mkdir(parents=True)
+        image.write_bytes(b"q")
+        layout.log(f"build-{bid}.log").parent.mkdir(parents=True, exist_ok=True)
+        layout.log(f"build-{bid}.log").write_text("log")
+        layout.manifest(bid).write_text("{}")
+    assert prune(layout, keep=2, protect={ids[0]}) == ids[1:3]
+    for bid in ids[1:3]:
+        assert not layout.base_image(bid).exists() and not layout.converted(bid, "qcow2").exists()
+        assert not layout.log(f"build-{bid}.log").exists()
+        assert layout.manifest(bid).exists() and layout.build_record(bid).exists()
+    for bid in (ids[0], *ids[3:]):
+        assert layout.base_image(bid).exists() and layout.converted(bid, "qcow2").exists()
+    assert prune(layout, keep=2, protect=set()) == [ids[0]]
+
+
+def test_work_build_and_paused_settings(config_tree):
+    path = config_tree / "pipeline.yaml"
+    config = load_pipeline(path)
+    assert (config.keep_local, config.build_timeout, config.build_command, config.paused,
+            config.stable_name) == (3, 3600, None, [], None)
+    data = yaml.safe_load(path.read_text())
+    data.update(work={"keep": 5}, build={"timeout": 900, "command": "/opt/dib/bin/dic"},
+                paused=["hp-like"])
+    data["image"]["stable_name"] = "Debian 12"
+    path.write_text(yaml.safe_dump(data))
+    config = load_pipeline(path)
+    assert (config.keep_local, config.build_timeout, config.build_command, config.paused,
+            config.stable_name) == (5, 900, "/opt/dib/bin/dic", ["hp-like"], "Debian 12")
+    data["work"] = {"keep": 0}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="work.keep"):
+        load_pipeline(path)

@@ -109,3 +109,11 @@ def test_a_conversion_by_the_cloud_shows_in_the_row(tmp_path):
     report = make_report("2026-11-23", "abc", [row])
     assert report["clouds"][0]["converted_by_cloud"] == converted
     assert "converted by the cloud from qcow2 to raw" in render_html(report)
+
+
+def test_a_paused_cloud_is_shown_and_does_not_fail_the_run():
+    from pipeline.run.report import make_report, paused_row, render_html, render_table
+    report = make_report("2026-11-30", "b1", [paused_row("hp-east", "hp-like", "qcow2")])
+    assert report["ok"] and report["clouds"][0]["status"] == "paused"
+    assert "hp-east            paused" in render_table(report)
+    assert 'data-status="paused"' in render_html(report)
