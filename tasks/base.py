@@ -54,8 +54,9 @@ def planned_run() -> tuple[str, str, list[str]]:
     clouds = load_clouds(imagefleet().clouds_yaml or None)
     selected = select_clouds(config, load_profiles(config.vendors_dir), clouds)
     digest = plan_build(config).digest
-    built_at = builds.choose_built_at(WorkDir(Path(imagefleet().work_dir).resolve()), digest,
-                                      builds.now(), config.rebuild_age)
+    layout = WorkDir(Path(imagefleet().work_dir).resolve())
+    built_at = builds.choose_built_at(layout, digest, builds.now(), config.rebuild_age)
+    builds.claim(layout, digest, built_at)
     return digest, built_at, [c.name for c in selected if c.name not in config.paused]
 
 

@@ -204,6 +204,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         plan = plan_build(config)
         plan = dataclasses.replace(plan, built_at=builds.choose_built_at(
             WorkDir(work_dir), plan.digest, clock, config.rebuild_age, force=args.rebuild))
+        builds.claim(WorkDir(work_dir), plan.digest, plan.built_at)
         LOG.info("run %s: build %s (%s) for %s", args.date, plan.build_id, plan.built_at,
                  ", ".join(names))
         code = run_luigi([Publish(date=args.date, digest=plan.digest, built_at=plan.built_at,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from pipeline.cloud import fleet
 from pipeline.core.errors import ConfigError
@@ -18,12 +19,16 @@ def add_parsers(sub, add_common) -> None:
                             "verified, which holds the stable name")
     add_common(images)
     images.add_argument("--json", action="store_true")
+    images.add_argument("--work-dir", default=os.environ.get("IMAGEFLEET_WORK_DIR", "work"),
+                        help="where the log file goes")
     for name, text in (("promote", "give a verified build the stable name in a cloud"),
                        ("delete", "delete a build's image from a cloud (never the one "
                         "holding the stable name)")):
         p = sub.add_parser(name, help=text)
         add_common(p)
         p.add_argument("--build", required=True, help="the build id (imagefleet images)")
+        p.add_argument("--work-dir", default=os.environ.get("IMAGEFLEET_WORK_DIR", "work"),
+                       help="where the log file goes")
 
 
 def cmd_images(args: argparse.Namespace, load_all) -> int:

@@ -14,7 +14,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pipeline.core import atomicfile
 from pipeline.core.errors import ConfigError
+from pipeline.image.buildid import build_id
 from pipeline.run.workdir import WorkDir
 
 NOW_ENV = "IMAGEFLEET_NOW"
@@ -52,11 +54,12 @@ def rebuild_due(last_built_at: str | None, when: datetime.datetime, age_hours: f
     return when - parse_time(last_built_at) >= datetime.timedelta(hours=age_hours)
 
 
-def build_records(layout: WorkDir) -> list[dict[str, Any]]:
-    """Every finished build's record, oldest first.  ``made`` is the build time, or for a
-    build named by its digest alone (``imagefleet build``) its record's time."""
+def build_records(layout: WorkDir, name: str = "build.json") -> list[dict[str, Any]]:
+    """Every finished build's record (``planned.json``: every claimed build's), oldest
+    first.  ``made`` is the build time, or for a build named by its digest alone
+    (``imagefleet build``) its record's time."""
     records = []
-    for path in (layout.root / "builds").glob("*/build.json"):
+    for path in (layout.root / "builds").glob(f"*/{name}"):
         try:
             record = json.loads(path.read_text())
             mtime = path.stat().st_mtime
@@ -70,10 +73,25 @@ def build_records(layout: WorkDir) -> list[dict[str, Any]]:
 
 
 def last_build(layout: WorkDir, digest: str) -> dict[str, Any] | None:
-    """The newest finished build of these inputs, if the work dir still has it."""
+    """The newest build of these inputs a run may still publish: finished with its image
+    in the work dir, or chosen by a run that did not finish it (resumed, not restarted)."""
     mine = [r for r in build_records(layout)
             if r.get("digest") == digest and Path(layout.base_image(r["build_id"])).is_file()]
+    finished = {r["build_id"] for r in build_records(layout, "build.json")}
+    mine += [r for r in build_records(layout, "planned.json")
+             if r.get("digest") == digest and r["build_id"] not in finished]
+    mine.sort(key=lambda r: r["made"])
     return mine[-1] if mine else None
+
+
+def claim(layout: WorkDir, digest: str, built_at: str) -> None:
+    """Record the build a run chose before it starts (see ``last_build``)."""
+    bid = build_id(digest, built_at)
+    path = layout.build_claim(bid)
+    if built_at and not path.exists() and not layout.build_record(bid).exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomicfile.write_text(path, json.dumps(
+            {"build_id": bid, "digest": digest, "built_at": built_at}) + "\n")
 
 
 def choose_built_at(layout: WorkDir, digest: str, when: datetime.datetime, age_hours: float,

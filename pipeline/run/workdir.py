@@ -31,6 +31,11 @@ class WorkDir:
     def build_record(self, build_id: str) -> Path:
         return self.build_dir(build_id) / "build.json"
 
+    def build_claim(self, build_id: str) -> Path:
+        """Written when a run chooses a new build, before it starts: a run killed mid-build
+        resumes the same build id (``run.builds``)."""
+        return self.build_dir(build_id) / "planned.json"
+
     def manifest(self, build_id: str) -> Path:
         """What is inside the build: packages and kernel (``image.manifest``)."""
         return self.build_dir(build_id) / "manifest.json"

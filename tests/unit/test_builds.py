@@ -48,7 +48,7 @@ def test_the_clock_comes_from_the_option_then_the_environment(monkeypatch):
 
 def _finished_build(layout: WorkDir, digest: str, built_at: str) -> str:
     bid = build_id(digest, built_at)
-    layout.build_dir(bid).mkdir(parents=True)
+    layout.build_dir(bid).mkdir(parents=True, exist_ok=True)
     layout.base_image(bid).write_bytes(b"x")
     layout.build_record(bid).write_text(json.dumps(
         {"build_id": bid, "digest": digest, "built_at": built_at}))
@@ -133,3 +133,19 @@ def test_work_build_and_paused_settings(config_tree):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match="work.keep"):
         load_pipeline(path)
+
+
+def test_a_run_killed_mid_build_resumes_the_same_build(tmp_path):
+    """The build a run chose is claimed before it starts: a rerun within rebuild_age
+    continues it (its partial files and scratch are found by its id) instead of starting
+    a build of another id."""
+    layout = WorkDir(tmp_path)
+    at = builds.parse_time
+    chosen = builds.choose_built_at(layout, DIGEST, at(T0), 24)
+    builds.claim(layout, DIGEST, chosen)
+    assert builds.choose_built_at(layout, DIGEST, at("2026-11-29T02:10:00Z"), 24) == T0
+    assert builds.choose_built_at(layout, DIGEST, at("2026-11-30T02:10:00Z"), 24) != T0
+    # once finished and later pruned, the claim no longer holds it
+    _finished_build(layout, DIGEST, T0)
+    layout.base_image(build_id(DIGEST, T0)).unlink()
+    assert builds.choose_built_at(layout, DIGEST, at("2026-11-29T02:10:00Z"), 24) != T0
