@@ -19,7 +19,14 @@ from typing import Any
 
 from pipeline.cloud.connection import Connection
 from pipeline.cloud.glance import Image
-from pipeline.cloud.marks import BUILD, CONTENT, VERIFIED, BuildInfo, made_by_imagefleet
+from pipeline.cloud.marks import (
+    BUILD,
+    CONTENT,
+    CONVERTED_FROM,
+    VERIFIED,
+    BuildInfo,
+    made_by_imagefleet,
+)
 from pipeline.cloud.upload import upload_image
 from pipeline.image.manifest import Manifest, changelog, changelog_lines
 from pipeline.settings.clouds import Cloud
@@ -37,12 +44,14 @@ def _verified(images: Sequence[Image], image_name: str) -> list[Image]:
 
 def unchanged_image(images: Sequence[Image], build: BuildInfo,
                     disk_format: str) -> Image | None:
-    """The newest verified image of ours with this build's content (and format)."""
+    """The newest verified image of ours with this build's content, in the format we send
+    (or converted from it by the cloud on import)."""
     if not build.content:
         return None
     return next((i for i in _verified(images, build.image_name)
                  if i.properties.get(CONTENT) == build.content
-                 and (i.disk_format or disk_format) == disk_format), None)
+                 and disk_format in ((i.disk_format or disk_format),
+                                     i.properties.get(CONVERTED_FROM))), None)
 
 
 def previous_image(images: Sequence[Image], build: BuildInfo) -> Image | None:

@@ -69,7 +69,9 @@ def _ext_mount(image: Path, fs: FileSystem) -> Iterator[Path]:
     device = runner.run([*argv, str(image)], capture=True, step="manifest").stdout.strip()
     mountpoint = Path(tempfile.mkdtemp(prefix="imagefleet-mnt-"))
     try:
-        runner.run(["mount", "-t", fs.type, "-o", "ro,noload", device, str(mountpoint)],
+        # noload: do not replay an ext3/4 journal, even on the read-only loop device
+        options = "ro,noload" if fs.type in ("ext3", "ext4") else "ro"
+        runner.run(["mount", "-t", fs.type, "-o", options, device, str(mountpoint)],
                    step="manifest")
         try:
             yield mountpoint

@@ -75,6 +75,14 @@ def test_unchanged_and_previous(images, unchanged, previous):
     assert getattr(previous_image(images, BUILD_INFO), "id", None) == previous
 
 
+def test_content_converted_by_the_cloud_on_import_is_still_unchanged():
+    converted = img("a", "b1", content="c-2")
+    converted.disk_format = "raw"
+    converted.properties["imagefleet_converted_from"] = "qcow2"
+    assert unchanged_image([converted], BUILD_INFO, "qcow2") is converted
+    assert unchanged_image([converted], BUILD_INFO, "vhd") is None
+
+
 def test_an_unchanged_upload_is_not_booted_again():
     assert standing_verify_record({"image_id": "a"}) is None
     record = standing_verify_record({"image_id": "a", "unchanged_since": "b1", "cloud": "c"})
