@@ -7,6 +7,7 @@ PACKAGES=(
   genisoimage libvhdi-utils curl squashfs-tools procps iproute2 openssh-client
   util-linux e2fsprogs
   busybox-static linux-image-amd64 syslinux syslinux-common mtools  # local-cloud test guest
+  apt-utils  # apt-ftparchive: the tests' loopback package mirror
   chromium  # headless screenshots of report.html in the tests
 )
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -16,7 +18,7 @@ from pipeline.cloud.mechanism import upload_priority
 from pipeline.core.errors import PipelineError
 from pipeline.image.build import plan_build
 from pipeline.image.buildid import build_id
-from pipeline.run import failures, ledger
+from pipeline.run import builds, failures, ledger
 from pipeline.run.workdir import WorkDir
 from pipeline.settings.clouds import Cloud, load_clouds, select_clouds
 from pipeline.settings.config import PipelineConfig, load_pipeline, load_profiles
@@ -45,12 +47,17 @@ def committed(target: luigi.LocalTarget) -> Iterator[str]:
             raise
 
 
-def planned_run() -> tuple[str, list[str]]:
-    """The build digest and the cloud names the configuration selects today."""
+def planned_run() -> tuple[str, str, list[str]]:
+    """The build digest, its build time (the last build's, or now when a rebuild is due)
+    and the cloud names the configuration selects today."""
     config = load_pipeline(imagefleet().config)
     clouds = load_clouds(imagefleet().clouds_yaml or None)
     selected = select_clouds(config, load_profiles(config.vendors_dir), clouds)
-    return plan_build(config).digest, [c.name for c in selected]
+    digest = plan_build(config).digest
+    layout = WorkDir(Path(imagefleet().work_dir).resolve())
+    built_at = builds.choose_built_at(layout, digest, builds.now(), config.rebuild_age)
+    builds.claim(layout, digest, built_at)
+    return digest, built_at, [c.name for c in selected if c.name not in config.paused]
 
 
 class ImagefleetTask(luigi.Task):
@@ -106,17 +113,33 @@ class ImagefleetTask(luigi.Task):
 
     def on_success(self) -> None:
         failures.clear(self.layout, self.task_id)
-        ledger.record(self.work_dir, self.task_id, self.task_family)
+        ledger.record(self.work_dir, self.task_id, self.task_family,
+                      started=getattr(self, "started_at", None),
+                      cloud=self.param_kwargs.get("cloud"),
+                      disk_format=self.param_kwargs.get("disk_format"))
+
+
+@ImagefleetTask.event_handler(luigi.Event.START)
+def _note_start(task: ImagefleetTask) -> None:
+    """When the task began running: its bar on the report's timeline starts here."""
+    task.started_at = time.time()
 
 
 class BuildTask(ImagefleetTask):
-    """A task about one build, named by the digest of its inputs."""
+    """A task about one build: the digest of its inputs and the time it was made
+    (``""``: the digest alone names it, as ``imagefleet build`` does)."""
 
     digest = luigi.Parameter()
+    built_at = luigi.Parameter(default="", description="the build's time (ISO 8601, UTC)")
 
     @property
     def build_id(self) -> str:
-        return build_id(self.digest)
+        return build_id(self.digest, self.built_at)
+
+    @property
+    def build_params(self) -> dict[str, str]:
+        """What names this build to the tasks it requires."""
+        return {"digest": self.digest, "built_at": self.built_at}
 
 
 class CloudTask(BuildTask):
@@ -135,9 +158,18 @@ class CloudTask(BuildTask):
         return upload_priority(self.target_cloud.profile.image.upload)
 
     @property
+    def build_record(self) -> dict:
+        """The build's record (``BuildBaseImage``): its time, content digest, kernels."""
+        try:
+            return json.loads(self.layout.build_record(self.build_id).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    @property
     def build_info(self) -> BuildInfo:
         return BuildInfo(build_id=self.build_id, digest=self.digest,
-                         image_name=self.pipeline_config.image_name)
+                         image_name=self.pipeline_config.image_name,
+                         content=self.build_record.get("content", ""))
 
     def failure_where(self) -> str:
         return self.cloud

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from pipeline.core.formats import EXTENSION
 from pipeline.image.build import build_base, plan_build
 from pipeline.image.buildcleanup import remove_stale_partials
 from pipeline.image.convert import compress_qcow2, convert_image
+from pipeline.image.manifest import read_manifest
 from pipeline.settings.clouds import load_clouds, select_clouds
 from pipeline.settings.config import load_profiles
 from tasks.base import BuildTask, committed, imagefleet
@@ -27,7 +29,7 @@ class BuildBaseImage(BuildTask):
         return luigi.LocalTarget(str(self.layout.base_image(self.build_id)))
 
     def run(self):
-        plan = plan_build(self.pipeline_config)
+        plan = dataclasses.replace(plan_build(self.pipeline_config), built_at=self.built_at)
         if plan.digest != self.digest:
             raise BuildError("the build's inputs changed since this run was planned; run again")
         out = self.output()
@@ -36,6 +38,11 @@ class BuildBaseImage(BuildTask):
         with committed(out) as tmp:
             record = build_base(plan, tmp, work_dir=self.work_dir,
                                 log_path=self.log_path(f"build-{self.build_id}.log"))
+            contents = read_manifest(tmp)
+            record.update(content=contents.content_digest(plan.digest),
+                          packages=len(contents.packages or {}), kernels=contents.kernels)
+            atomicfile.write_text(self.layout.manifest(self.build_id),
+                                  json.dumps(contents.to_dict(), indent=1, sort_keys=True))
             atomicfile.write_text(self.layout.build_record(self.build_id),
                                   json.dumps(record, indent=2, sort_keys=True) + "\n")
 
@@ -47,7 +54,7 @@ class ConvertImage(BuildTask):
     disk_format = luigi.ChoiceParameter(choices=sorted(EXTENSION))
 
     def requires(self):
-        return BuildBaseImage(digest=self.digest)
+        return BuildBaseImage(**self.build_params)
 
     def output(self):
         return luigi.LocalTarget(str(self.layout.converted(self.build_id, self.disk_format)))
@@ -101,4 +108,4 @@ class BuildImages(luigi.WrapperTask):
     disk_formats = luigi.ListParameter()
 
     def requires(self):
-        return [ConvertImage(digest=self.digest, disk_format=f) for f in self.disk_formats]
+        return [ConvertImage(**self.build_params, disk_format=f) for f in self.disk_formats]

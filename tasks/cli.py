@@ -8,6 +8,7 @@ the work directory keeps everything.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import logging
@@ -26,8 +27,9 @@ from pipeline.cloud.connection import discover
 from pipeline.core.errors import ConfigError, PipelineError
 from pipeline.core.formats import EXTENSION, distinct_formats
 from pipeline.image.build import plan_build
-from pipeline.run import failures, ledger, logsetup
-from pipeline.run.report import make_report, render_table, write_report
+from pipeline.run import builds, failures, ledger, logsetup, metrics, nights
+from pipeline.run.prune import prune
+from pipeline.run.report import make_report, paused_row, render_table, write_report
 from pipeline.run.runlock import run_lock
 from pipeline.run.runreport import collect_rows
 from pipeline.run.workdir import WorkDir
@@ -35,6 +37,7 @@ from pipeline.settings.clouds import SECRET_KEYS, load_clouds, select_clouds
 from pipeline.settings.config import load_pipeline, load_profiles
 from pipeline.settings.plan import render_discovery, render_plan
 from pipeline.settings.profile import kernel_refusal
+from tasks import fleetcli
 from tasks.build import BuildImages, ConvertImage
 from tasks.publish import Publish
 
@@ -72,8 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(run)
     run.add_argument("--work-dir", default=os.environ.get("IMAGEFLEET_WORK_DIR", "work"))
     run.add_argument("--workers", type=int, default=3)
-    run.add_argument("--date", type=datetime.date.fromisoformat, default=datetime.date.today(),
-                     help="the run's date (default: today); each date is a distinct run")
+    run.add_argument("--date", type=datetime.date.fromisoformat, default=None,
+                     help="the run's date (default: the clock's); each date is a distinct run")
+    run.add_argument("--now", default=None, metavar="TIME",
+                     help="the run's clock, ISO 8601 (default: $IMAGEFLEET_NOW, else the "
+                     "system clock): decides whether the build is older than rebuild_age")
+    run.add_argument("--rebuild", action="store_true",
+                     help="build again even if the last build is younger than rebuild_age")
     run.add_argument("--scheduler-url", default=None,
                      help="a luigid to schedule through (default: a local scheduler)")
     cleanup = sub.add_parser("cleanup", help="remove verify servers, floating IPs, rules and "
@@ -84,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--work-dir", default=os.environ.get("IMAGEFLEET_WORK_DIR", "work"))
     report.add_argument("--json", action="store_true")
     report.add_argument("-v", "--verbose", action="count", default=0)
+    fleetcli.add_parsers(sub, _add_common)
     lc = sub.add_parser("localcloud", help="serve OpenStack APIs on 127.0.0.1 (offline rehearsal)",
                         add_help=False)
     lc.add_argument("args", nargs=argparse.REMAINDER)
@@ -201,18 +210,34 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config, selected = load_all(args)
-    plan = plan_build(config)
+    paused = [c for c in selected if c.name in config.paused]
+    selected = [c for c in selected if c.name not in config.paused]
+    clock = builds.now(args.now)
+    args.date = args.date or clock.date()
     work_dir = Path(args.work_dir).resolve()
     configure_luigi(work_dir, args.config, args.clouds_yaml)
     started = time.time()
     names = [c.name for c in selected]
-    LOG.info("run %s: build %s for %s", args.date, plan.build_id, ", ".join(names))
     with run_lock(work_dir):
-        code = run_luigi([Publish(date=args.date, digest=plan.digest, clouds=names)], work_dir,
-                         args.workers, args.scheduler_url)
+        plan = plan_build(config)
+        plan = dataclasses.replace(plan, built_at=builds.choose_built_at(
+            WorkDir(work_dir), plan.digest, clock, config.rebuild_age, force=args.rebuild))
+        builds.claim(WorkDir(work_dir), plan.digest, plan.built_at)
+        LOG.info("run %s: build %s (%s) for %s", args.date, plan.build_id, plan.built_at,
+                 ", ".join(names))
+        code = run_luigi([Publish(date=args.date, digest=plan.digest, built_at=plan.built_at,
+                                  clouds=names)], work_dir, args.workers,
+                         args.scheduler_url) if names else 0
     rows = collect_rows(work_dir, plan.build_id, selected, since=started)
+    rows += [paused_row(c.name, c.profile.name, c.disk_format) for c in paused]
     report = make_report(str(args.date), plan.build_id, rows, started,
                          tasks_run=ledger.counts(work_dir, since=started))
+    report.update(nights.sections(work_dir, report, started,
+                                  {c.name: c.disk_format for c in selected}))
+    try:                # every run, also one whose report cannot be written
+        metrics.write(WorkDir(work_dir).metrics, report)
+    except OSError as e:
+        LOG.warning("metrics not written: %s", e)
     print(render_table(report))
     try:
         path = write_report(WorkDir(work_dir).report_dir(str(args.date)), report)
@@ -224,6 +249,8 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_FAILED
     print(f"report: {path} (and report.html)")
+    if code == 0 and report["ok"]:
+        prune(WorkDir(work_dir), config.keep_local, protect={plan.build_id})
     return code if code else (0 if report["ok"] else EXIT_FAILED)
 
 
@@ -261,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = Path(getattr(args, "work_dir", None) or "work").resolve()
     logsetup.configure(args.verbose, WorkDir(work_dir).cli_log)
     handlers = {"check-config": cmd_check_config, "build": cmd_build, "run": cmd_run,
-                "cleanup": cmd_cleanup, "report": cmd_report}
+                "cleanup": cmd_cleanup, "report": cmd_report,
+                **{name: lambda a: fleetcli.run(a, load_all) for name in fleetcli.HANDLERS}}
     try:
         return handlers[args.command](args)
     except PipelineError as e:

@@ -32,7 +32,7 @@ class LocalBoot(BuildTask):
         return f"local {self.disk_format}"
 
     def requires(self):
-        return ConvertImage(digest=self.digest, disk_format=self.disk_format)
+        return ConvertImage(**self.build_params, disk_format=self.disk_format)
 
     def output(self):
         return luigi.LocalTarget(str(self.layout.local_boot_record(self.build_id,

@@ -7,6 +7,7 @@ import json
 
 import luigi
 
+from pipeline.cloud.fleet import promote
 from pipeline.cloud.retention import apply_retention
 from tasks.base import CloudTask, planned_run
 from tasks.verify import VerifyImage
@@ -36,14 +37,17 @@ class Publish(luigi.WrapperTask):
 
     date = TodayParameter()
     digest = luigi.Parameter(default="", description="build digest (default: planned now)")
+    built_at = luigi.Parameter(default="", description="build time (default: planned now)")
     clouds = luigi.ListParameter(default=(), description="clouds (default: every configured)")
 
     def requires(self):
-        digest, clouds = self.digest, list(self.clouds)
+        digest, built_at, clouds = self.digest, self.built_at, list(self.clouds)
         if not (digest and clouds):
-            planned_digest, planned_clouds = planned_run()
-            digest, clouds = digest or planned_digest, clouds or planned_clouds
-        return [RetainImages(digest=digest, cloud=c) for c in clouds]
+            planned_digest, planned_at, planned_clouds = planned_run()
+            if not digest:
+                digest, built_at = planned_digest, planned_at
+            clouds = clouds or planned_clouds
+        return [RetainImages(digest=digest, built_at=built_at, cloud=c) for c in clouds]
 
 
 class RetainImages(CloudTask):
@@ -52,7 +56,7 @@ class RetainImages(CloudTask):
     stage = "retention"
 
     def requires(self):
-        return VerifyImage(digest=self.digest, cloud=self.cloud)
+        return VerifyImage(**self.build_params, cloud=self.cloud)
 
     def output(self):
         return luigi.LocalTarget(str(self.layout.retention_record(self.build_id, self.cloud)))
@@ -62,7 +66,14 @@ class RetainImages(CloudTask):
             current = json.load(f)["image_id"]
         cloud = self.target_cloud
         keep = int(cloud.profile.retention.keep or self.pipeline_config.keep)
-        result = apply_retention(cloud, keep=keep, image_name=self.pipeline_config.image_name,
+        config = self.pipeline_config
+        result = apply_retention(cloud, keep=keep, image_name=config.image_name,
                                  current_id=current)
+        promoted = []
+        if config.stable_name:          # verified now: it takes the stable name
+            promoted = [c.image.id for c in promote(cloud, stable_name=config.stable_name,
+                                                    image_name=config.image_name,
+                                                    image_id=current)]
         with self.output().open("w") as f:
-            json.dump({"keep": keep, "kept": current, **result.to_dict()}, f, indent=2)
+            json.dump({"keep": keep, "kept": current, "stable_name": config.stable_name,
+                       "renamed": promoted, **result.to_dict()}, f, indent=2)

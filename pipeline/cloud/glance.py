@@ -188,6 +188,16 @@ class Glance(Api):
         patch = [{"op": "replace", "path": "/protected", "value": True}]
         self.call("PATCH", f"images/{image.id}", json=patch, headers=JSON_PATCH)
 
+    def rename(self, image: Image, name: str, step: str = "promote") -> None:
+        """Give an image another name (v2 JSON patch, v1 ``x-image-meta-name``)."""
+        if self.version == "1":
+            self.call("PUT", f"images/{image.id}", step=step, headers={
+                f"{V1_META}name": name, "x-glance-registry-purge-props": "false"})
+        else:
+            self.call("PATCH", f"images/{image.id}", headers=JSON_PATCH, step=step,
+                      json=[{"op": "replace", "path": "/name", "value": name}])
+        image.name = name
+
     def get(self, image_id: str) -> Image:
         if self.version == "1":
             resp = self.call("HEAD", f"images/{image_id}")

@@ -24,6 +24,8 @@ MD5 = "imagefleet_md5"
 SHA256 = "imagefleet_sha256"
 SHA512 = "imagefleet_sha512"
 VERIFIED = "imagefleet_verified"      # the test boot's outcome: "true" or "false"
+CONTENT = "imagefleet_content"     # the content manifest's digest (image.manifest)
+STABLE = "imagefleet_stable"       # the stable name this image holds ("": none)
 CONVERTED_FROM = "imagefleet_converted_from"   # the format we sent, where the cloud converted
 
 
@@ -34,10 +36,11 @@ class BuildInfo:
     build_id: str
     digest: str           # digest of the source (base) image
     image_name: str
+    content: str = ""     # the content digest: equal content, the same image to a user
 
     @property
     def cloud_image_name(self) -> str:
-        return f"{self.image_name}-{self.build_id}"
+        return build_name(self.image_name, self.build_id)
 
 
 def image_properties(build: BuildInfo, disk_format: str, digests: Digests,
@@ -53,6 +56,8 @@ def image_properties(build: BuildInfo, disk_format: str, digests: Digests,
         SHA256: digests.sha256,
         SHA512: digests.sha512,
     })
+    if build.content:
+        props[CONTENT] = build.content
     return props
 
 
@@ -69,6 +74,17 @@ def awaiting_marks(image: Image, build: BuildInfo) -> bool:
 
 
 def made_by_imagefleet(image: Image, image_name: str) -> bool:
-    """Ours under ``image_name`` (any build): what retention may weigh and delete."""
+    """Ours under ``image_name`` (any build), also while it holds the stable name: what
+    retention may weigh (and, unless it holds the stable name, delete)."""
     return (image.properties.get(MANAGED) == "true"
-            and (image.name or "").startswith(f"{image_name}-"))
+            and ((image.name or "").startswith(f"{image_name}-") or holds_stable(image)))
+
+
+def holds_stable(image: Image) -> bool:
+    """Ours and holding the stable name (renamed to it, or marked where names stay)."""
+    return image.properties.get(MANAGED) == "true" and bool(image.properties.get(STABLE))
+
+
+def build_name(image_name: str, build: str) -> str:
+    """An image's name while it does not hold the stable name."""
+    return f"{image_name}-{build}"

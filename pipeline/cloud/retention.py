@@ -27,7 +27,7 @@ from typing import Any
 
 from pipeline.cloud.connection import Connection
 from pipeline.cloud.glance import Glance, Image
-from pipeline.cloud.marks import VERIFIED, made_by_imagefleet
+from pipeline.cloud.marks import VERIFIED, holds_stable, made_by_imagefleet
 from pipeline.core import errors
 from pipeline.core.errors import PipelineError
 from pipeline.settings.clouds import Cloud
@@ -67,18 +67,19 @@ def failed_verify(image: Image) -> bool:
 def images_to_delete(images: Sequence[Image], *, keep: int, image_name: str,
                      current_id: str | None) -> list[Image]:
     """Our images beyond the newest ``keep`` good ones (the current one always kept),
-    and those that failed a test boot and are older than the current one."""
+    and those that failed a test boot and are older than the current one; never the
+    image holding the stable name."""
     ours = [i for i in images if made_by_imagefleet(i, image_name)]
     # Hidden by an earlier run that could not delete it: tried again, never kept.
-    retry = [i for i in ours if i.hidden and i.id != current_id]
+    retry = [i for i in ours if i.hidden and i.id != current_id and not holds_stable(i)]
     ours = [i for i in ours if i not in retry]
     current = next((i for i in ours if i.id == current_id), None)
     good = sorted((i for i in ours if i.id == current_id or not failed_verify(i)),
                   key=lambda i: (i.id == current_id, i.created_at or "", i.id), reverse=True)
-    doomed = [i for i in good[max(keep, 1):] if i.id != current_id]
+    doomed = [i for i in good[max(keep, 1):] if i.id != current_id and not holds_stable(i)]
     newest = (current.created_at or "") if current else None
     doomed += [i for i in ours if i.id != current_id and failed_verify(i)
-               and (newest is None or (i.created_at or "") <= newest)]
+               and not holds_stable(i) and (newest is None or (i.created_at or "") <= newest)]
     return sorted(doomed + retry, key=lambda i: (i.created_at or "", i.id), reverse=True)
 
 

@@ -25,10 +25,13 @@ class BuildPlan:
     spec: dib.DibSpec
     source: Path | None = None          # a prebuilt image instead of a DIB build
     source_format: str | None = None
+    built_at: str = ""                  # the build's time: each rebuild is a new build id
+    timeout: float = dib.BUILD_TIMEOUT  # build.timeout: not an input, not in the digest
+    command: str | None = None          # build.command: disk-image-create to run
 
     @property
     def build_id(self) -> str:
-        return build_id(self.digest)
+        return build_id(self.digest, self.built_at)
 
 
 def plan_build(config: PipelineConfig, elements_dir: Path = ELEMENTS_DIR) -> BuildPlan:
@@ -41,7 +44,8 @@ def plan_build(config: PipelineConfig, elements_dir: Path = ELEMENTS_DIR) -> Bui
         digest = imagesource.source_digest(config.source, config.source_format,
                                            config.image_name)
         return BuildPlan(digest=digest, spec=spec, source=config.source,
-                         source_format=config.source_format)
+                         source_format=config.source_format, timeout=config.build_timeout,
+                         command=config.build_command)
     spec = dib.resolve_spec(dib.DibSpec(
         name=config.image_name, elements=tuple(config.elements), release=config.release,
         environment=dict(config.environment), mirror=config.mirror, size=config.size))
@@ -51,7 +55,8 @@ def plan_build(config: PipelineConfig, elements_dir: Path = ELEMENTS_DIR) -> Bui
     except ConfigError as e:         # the element list comes from the pipeline file
         raise e.at(where=str(config.path)) from None
     digest = dib.build_digest(spec, [elements_dir])
-    return BuildPlan(digest=digest, spec=spec)
+    return BuildPlan(digest=digest, spec=spec, timeout=config.build_timeout,
+                     command=config.build_command)
 
 
 def build_base(plan: BuildPlan, dest: Path, *, work_dir: Path, log_path: Path,
@@ -64,7 +69,8 @@ def build_base(plan: BuildPlan, dest: Path, *, work_dir: Path, log_path: Path,
                              where=str(plan.source), step="import")
         record = imagesource.import_source(plan.source, plan.source_format, Path(dest),
                                            log_path=log_path)
-        return {**record, "build_id": plan.build_id, "digest": plan.digest}
+        return {**record, "build_id": plan.build_id, "digest": plan.digest,
+                "built_at": plan.built_at}
     started = time.monotonic()
     spec = dib.DibSpec(**{**asdict(plan.spec), "build_id": plan.build_id})
     # A run killed mid-build left its scratch dir, mounts and loop devices: release them.
@@ -75,7 +81,8 @@ def build_base(plan: BuildPlan, dest: Path, *, work_dir: Path, log_path: Path,
     scratch.mkdir(parents=True, exist_ok=True)
     try:
         built = dib.build_image(spec, scratch, work_dir=Path(work_dir), log_path=log_path,
-                                progress=progress or _log_phase)
+                                progress=progress or _log_phase, timeout=plan.timeout,
+                                command=plan.command)
         info = qemu_img.info(built, "raw")
         if info.get("virtual-size", 0) <= 0:
             raise BuildError(f"diskimage-builder produced an empty image ({built})")
@@ -83,7 +90,7 @@ def build_base(plan: BuildPlan, dest: Path, *, work_dir: Path, log_path: Path,
         shutil.move(str(built), str(dest))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    record = {"build_id": plan.build_id, "digest": plan.digest,
+    record = {"build_id": plan.build_id, "digest": plan.digest, "built_at": plan.built_at,
               "virtual_size": info["virtual-size"], "seconds": round(time.monotonic() - started, 1),
               "spec": asdict(spec), "log": str(log_path), "space": space}
     LOG.info("built %s in %.0f s", dest, record["seconds"])

@@ -29,6 +29,7 @@ from pipeline.core.errors import BuildError, CommandError, ConfigError
 from pipeline.core.runner import run
 from pipeline.image.buildcleanup import dib_tmp_prefix, release_build_resources
 from pipeline.image.buildid import build_id
+from pipeline.settings.config import DEFAULT_BUILD_TIMEOUT
 
 LOG = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ DISK_IMAGE_CREATE = "disk-image-create"
 ELEMENTS_DIR = Path(__file__).resolve().parents[2] / "elements"
 SHIMS_DIR = Path(__file__).resolve().parent / "shims"
 SHIMS = ("kpartx", "dmsetup", "sudo")
-BUILD_TIMEOUT = 3600.0
+BUILD_TIMEOUT = DEFAULT_BUILD_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,7 @@ def install_shims(target: Path, source: Path = SHIMS_DIR) -> Path:
 
 def dib_environment(spec: DibSpec, *, build_id: str, cache_dir: Path, tmp_dir: Path,
                     elements_dirs: Sequence[Path], shims_dir: Path | None = None,
-                    path: str | None = None) -> dict[str, str]:
+                    path: str | None = None, command: str | None = None) -> dict[str, str]:
     """The variables added to the environment disk-image-create runs in."""
     env = {
         "ELEMENTS_PATH": ":".join(str(d) for d in elements_dirs),
@@ -256,23 +257,26 @@ def dib_environment(spec: DibSpec, *, build_id: str, cache_dir: Path, tmp_dir: P
     env.update(spec.environment)
     base = os.environ.get("PATH", os.defpath) if path is None else path
     first = [str(shims_dir)] if shims_dir is not None else []
-    command = dib_command()
+    command = dib_command(command)
     if os.sep in command:  # DIB's helpers live beside it, maybe not on PATH
         first.append(str(Path(command).parent))
     env["PATH"] = os.pathsep.join([*first, base])
     return env
 
 
-def dib_command() -> str:
-    """``DISK_IMAGE_CREATE`` from PATH, else from beside this Python (an unactivated venv)."""
+def dib_command(configured: str | None = None) -> str:
+    """``build.command`` from pipeline.yaml when set; else ``DISK_IMAGE_CREATE`` from PATH,
+    else from beside this Python (an unactivated venv)."""
+    if configured:
+        return configured
     if os.sep in DISK_IMAGE_CREATE or shutil.which(DISK_IMAGE_CREATE):
         return DISK_IMAGE_CREATE
     beside = Path(sys.executable).parent / DISK_IMAGE_CREATE
     return str(beside) if beside.exists() else DISK_IMAGE_CREATE
 
 
-def dib_argv(spec: DibSpec, out_dir: Path) -> list[str]:
-    return [dib_command(), "-t", spec.image_type, "-o", str(Path(out_dir) / spec.name),
+def dib_argv(spec: DibSpec, out_dir: Path, command: str | None = None) -> list[str]:
+    return [dib_command(command), "-t", spec.image_type, "-o", str(Path(out_dir) / spec.name),
             *spec.elements]
 
 
@@ -326,8 +330,9 @@ class ProgressTracker:
 
 def build_image(spec: DibSpec, out_dir: str | os.PathLike, *, work_dir: str | os.PathLike,
                 log_path: str | os.PathLike, progress: Callable[[str], None] | None = None,
-                timeout: float = BUILD_TIMEOUT) -> Path:
-    """Run disk-image-create once for ``spec``; returns ``out_dir/<name>.<image_type>``."""
+                timeout: float = BUILD_TIMEOUT, command: str | None = None) -> Path:
+    """Run disk-image-create once for ``spec``; returns ``out_dir/<name>.<image_type>``.
+    ``command``: pipeline.yaml's ``build.command`` (None: ``dib_command``)."""
     spec = resolve_spec(spec)
     elements_dirs = [ELEMENTS_DIR]
     check_elements(spec.elements, [*elements_dirs, dib_elements_dir()], elements_dirs)
@@ -343,7 +348,8 @@ def build_image(spec: DibSpec, out_dir: str | os.PathLike, *, work_dir: str | os
                                     dir=work_dir / "tmp"))
     shims_dir = None if device_mapper_available() else install_shims(work_dir / "shims")
     env = dib_environment(spec, build_id=build_id, cache_dir=cache_dir,
-                          tmp_dir=tmp_dir, elements_dirs=elements_dirs, shims_dir=shims_dir)
+                          tmp_dir=tmp_dir, elements_dirs=elements_dirs, shims_dir=shims_dir,
+                          command=command)
     tail: collections.deque[str] = collections.deque(maxlen=400)
     tracker = ProgressTracker(progress)
 
@@ -352,7 +358,7 @@ def build_image(spec: DibSpec, out_dir: str | os.PathLike, *, work_dir: str | os
         tracker.feed(line)
 
     try:
-        run(dib_argv(spec, out_dir), env=env, timeout=timeout, log_path=log_path,
+        run(dib_argv(spec, out_dir, command), env=env, timeout=timeout, log_path=log_path,
             on_line=on_line, where=spec.name, step="build")
     except CommandError as e:
         cause = "disk-image-create timed out" if e.timed_out else (

@@ -19,11 +19,16 @@ from typing import Any
 from pipeline.run.workdir import WorkDir
 
 
-def record(work_dir: Path, task_id: str, family: str) -> None:
+def record(work_dir: Path, task_id: str, family: str, *, started: float | None = None,
+           cloud: str | None = None, disk_format: str | None = None) -> None:
+    """``started``, ``cloud`` and ``disk_format`` place the task on the run's timeline."""
     path = WorkDir(work_dir).task_ledger
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"task_id": task_id, "task": family, "time": time.time(),
-                       "pid": os.getpid(), "host": os.uname().nodename}) + "\n"
+    entry = {"task_id": task_id, "task": family, "time": time.time(), "pid": os.getpid(),
+             "host": os.uname().nodename}
+    entry.update({k: v for k, v in (("started", started), ("cloud", cloud),
+                                    ("disk_format", disk_format)) if v is not None})
+    line = json.dumps(entry) + "\n"
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())

@@ -14,9 +14,11 @@ from typing import Any
 
 from pipeline.cloud import bootfigures
 from pipeline.core import atomicfile
+from pipeline.run.nights_html import STYLE, render_sections
 
 STAGES = ("build", "convert", "local_boot", "upload", "verify")
-DONE, FAILED, PENDING = "done", "failed", "pending"
+DONE, FAILED, PENDING, PAUSED = "done", "failed", "pending", "paused"
+MAX_LINES = 20          # changelog lines per cloud in the terminal summary
 
 
 @dataclass
@@ -44,9 +46,14 @@ class CloudRow:
     error: str | None = None
     failed_stage: str | None = None     # also "retention", which has no column
     retention_skipped: list[dict] = field(default_factory=list)   # {"id", "reason", "hidden"}
+    unchanged_since: str | None = None  # nothing uploaded: this build's image stands
+    changed_since: str | None = None    # the build the new image replaces
+    changes: list[str] | None = None    # the changelog since then, one line per package
 
     @property
     def status(self) -> str:
+        if self.stages and all(v == PAUSED for v in self.stages.values()):
+            return PAUSED
         if self.error or FAILED in self.stages.values():
             return FAILED
         return DONE if all(v == DONE for v in self.stages.values()) else PENDING
@@ -75,10 +82,13 @@ def cloud_row(cloud: str, profile: str, disk_format: str, *, build: dict | None,
         row.skipped_upload = bool(upload.get("skipped"))
         row.converted_by_cloud = upload.get("converted_by_cloud")
         row.upload_seconds = upload.get("seconds")
+        row.unchanged_since = upload.get("unchanged_since")
+        row.changed_since = upload.get("changed_since")
+        row.changes = upload.get("changes")
         if row.bytes and row.upload_seconds:
             row.upload_rate_mib_s = round(row.bytes / 2**20 / row.upload_seconds, 1)
     if verify:
-        row.verify = "passed"
+        row.verify = "unchanged" if verify.get("unchanged_since") else "passed"
         row.address = verify.get("address")
         row.address_source = verify.get("address_source")
         row.seconds_to_active = verify.get("seconds_to_active")
@@ -97,6 +107,10 @@ def retention_note(skipped: list[dict] | None) -> str:
         return ""
     return "retention skipped " + ", ".join(
         f"{s['id']} ({s['reason']}{', hidden' if s.get('hidden') else ''})" for s in skipped)
+def paused_row(cloud: str, profile: str, disk_format: str) -> CloudRow:
+    """A cloud kept in the configuration but skipped by runs (``paused`` in pipeline.yaml)."""
+    return CloudRow(cloud=cloud, profile=profile, disk_format=disk_format,
+                    stages=dict.fromkeys(STAGES, PAUSED))
 
 
 def accel_note(local_boot: dict) -> str | None:
@@ -125,7 +139,7 @@ def make_report(run_id: str, build_id: str, rows: list[CloudRow],
         "run": run_id, "build_id": build_id,
         "started": started, "finished": time.time(),
         "tasks_run": dict(sorted((tasks_run or {}).items())),
-        "ok": all(r.status == DONE for r in rows),
+        "ok": all(r.status in (DONE, PAUSED) for r in rows),
         "failed": [r.cloud for r in rows if r.status == FAILED],
         "clouds": [dict(vars(r), status=r.status) for r in rows],
     }
@@ -159,7 +173,8 @@ def render_table(report: dict[str, Any]) -> str:
              f"{'reach s':>7}  address / error"
     lines = [f"run {report['run']}  build {report['build_id']}", header]
     for c in report["clouds"]:
-        tail = c["error"] or (f"{c['address']} ({c['address_source']})" if c["address"] else "")
+        tail = c["error"] or what_changed(c) or (
+            f"{c['address']} ({c['address_source']})" if c["address"] else "")
         rate = "skipped" if c["skipped_upload"] else _fmt(c["upload_rate_mib_s"])
         lines.append(f"{c['cloud']:<18} {c['status']:<7} {c['disk_format']:<6} "
                      f"{_fmt(c['mechanism']):<17} {rate:>7} {_fmt(c['seconds_to_reachable']):>7}"
@@ -172,11 +187,24 @@ def render_table(report: dict[str, Any]) -> str:
         lines.append(f"local boot {fmt}: {c['accel']} ({c.get('accel_note') or '-'})")
         if c.get("boot_figures"):
             lines.append(f"first boot {fmt}: {bootfigures.summary(c['boot_figures'])}")
+    for c in report["clouds"]:
+        lines += [f"{c['cloud']}: {line}" for line in (c.get("changes") or [])[:MAX_LINES]]
     ok = sum(c["status"] == DONE for c in report["clouds"])
     lines.append(work_done_line(report))
     lines.append(f"{ok}/{len(report['clouds'])} clouds done"
                  + (f"; failed: {', '.join(report['failed'])}" if report["failed"] else ""))
     return "\n".join(lines)
+
+
+def what_changed(cloud: dict[str, Any]) -> str:
+    """"unchanged since build X", or how many packages changed since which build."""
+    if cloud.get("unchanged_since"):
+        return f"unchanged since build {cloud['unchanged_since']}"
+    if cloud.get("changed_since"):
+        changes = cloud.get("changes")
+        count = f"{len(changes)} changes" if changes is not None else "changelog not kept"
+        return f"changed since build {cloud['changed_since']} ({count})"
+    return ""
 
 
 def work_done_line(report: dict[str, Any]) -> str:
@@ -197,7 +225,7 @@ def _failed_stage(cloud: dict[str, Any]) -> str:
         (s for s in STAGES if cloud["stages"].get(s) == FAILED), "stage unknown")
 
 
-_COLOURS = {DONE: "#c8f0c8", FAILED: "#f4c0c0", PENDING: "#eeeeee"}
+_COLOURS = {DONE: "#c8f0c8", FAILED: "#f4c0c0", PENDING: "#eeeeee", PAUSED: "#fff3c4"}
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -220,19 +248,25 @@ def render_html(report: dict[str, Any]) -> str:
                      if c.get("boot_figures") else "")
                   + (f"; <span class=retention>{e(retention_note(skipped))}</span>"
                      if (skipped := c.get("retention_skipped")) else ""))
+        changes = "".join(f"<li>{e(line)}</li>" for line in c.get("changes") or [])
         rows.append(f'<tr class="cloud" data-status="{e(c["status"])}"><th>{e(c["cloud"])}</th>'
                     f"<td>{e(c['profile'])}</td><td>{e(c['disk_format'])}</td>{cells}"
-                    f"<td>{detail}</td><td class=error>{e(c['error'] or '')}</td></tr>")
+                    f"<td>{detail}</td><td class=changes>{e(what_changed(c))}"
+                    f"{'<ul>' + changes + '</ul>' if changes else ''}</td>"
+                    f"<td class=error>{e(c['error'] or '')}</td></tr>")
     title = f"imagefleet run {report['run']}"
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{e(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #999;padding:.3em .6em;text-align:left}}.error{{color:#900}}</style>
+td,th{{border:1px solid #999;padding:.3em .6em;text-align:left}}.error{{color:#900}}
+{STYLE}</style>
 </head><body><h1>{e(title)}</h1>
 <p>build {e(report['build_id'])} &middot; {'all clouds done' if report['ok'] else
  'failed: ' + e(', '.join(report['failed']))}</p>
 <table><thead><tr><th>cloud</th><th>profile</th><th>format</th>{head}<th>details</th>
-<th>error</th></tr></thead><tbody>
+<th>what changed</th><th>error</th></tr></thead><tbody>
 {chr(10).join(rows)}
-</tbody></table></body></html>
+</tbody></table>
+{render_sections(report)}
+</body></html>
 """

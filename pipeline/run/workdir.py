@@ -32,6 +32,15 @@ class WorkDir:
     def build_record(self, build_id: str) -> Path:
         return self.build_dir(build_id) / "build.json"
 
+    def build_claim(self, build_id: str) -> Path:
+        """Written when a run chooses a new build, before it starts: a run killed mid-build
+        resumes the same build id (``run.builds``)."""
+        return self.build_dir(build_id) / "planned.json"
+
+    def manifest(self, build_id: str) -> Path:
+        """What is inside the build: packages and kernel (``image.manifest``)."""
+        return self.build_dir(build_id) / "manifest.json"
+
     def converted(self, build_id: str, disk_format: str) -> Path:
         return self.root / "images" / build_id / f"image.{EXTENSION[disk_format]}"
 
@@ -100,6 +109,11 @@ class WorkDir:
 
     def report_dir(self, run: str) -> Path:
         return self.reports / run
+
+    @property
+    def metrics(self) -> Path:
+        """node_exporter textfile directory (``run.metrics``)."""
+        return self.root / "metrics"
 
     @property
     def latest_report(self) -> Path:

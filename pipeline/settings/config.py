@@ -22,6 +22,9 @@ from qemuhost import accel, console
 
 DEFAULT_CONFIG = Path("config/pipeline.yaml")
 DEFAULT_ELEMENTS = ["debian-minimal", "vm", "block-device-mbr", "imagefleet-base"]
+DEFAULT_REBUILD_AGE = 24.0       # hours (nodepool-builder's rebuild-age)
+DEFAULT_BUILD_TIMEOUT = 3600.0   # seconds disk-image-create may run
+DEFAULT_KEEP_LOCAL = 3           # builds kept in the work directory
 SOURCE_FORMATS = {".raw": "raw", ".img": "raw", ".qcow2": "qcow2", ".vhd": "vhd"}
 
 
@@ -43,6 +46,12 @@ class PipelineConfig:
     accel: str = "auto"                 # after $IMAGEFLEET_ACCEL: auto, kvm or tcg
     accel_stall_timeout: float = console.STALL_SECONDS
     metadata: MetadataSection = field(default_factory=MetadataSection)   # image.metadata
+    rebuild_age: float = DEFAULT_REBUILD_AGE    # hours before the same inputs are built again
+    stable_name: str | None = None      # the name users boot by; moves after a passing test boot
+    paused: list[str] = field(default_factory=list)   # clouds kept in config, skipped by runs
+    build_timeout: float = DEFAULT_BUILD_TIMEOUT      # build.timeout: seconds disk-image-create may take
+    build_command: str | None = None    # build.command: the disk-image-create to run
+    keep_local: int = DEFAULT_KEEP_LOCAL              # work.keep: builds, images and logs kept locally
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
@@ -149,6 +158,12 @@ def load_pipeline(path: str | os.PathLike | None = None) -> PipelineConfig:
         accel=_accel(data, path),
         accel_stall_timeout=float(data.get("accel_stall_timeout", console.STALL_SECONDS)),
         metadata=MetadataSection.from_dict(image.get("metadata")),
+        rebuild_age=float(data.get("rebuild_age", DEFAULT_REBUILD_AGE)),
+        stable_name=image.get("stable_name"),
+        paused=list(data.get("paused") or []),
+        build_timeout=float((data.get("build") or {}).get("timeout", DEFAULT_BUILD_TIMEOUT)),
+        build_command=(data.get("build") or {}).get("command"),
+        keep_local=int((data.get("work") or {}).get("keep", DEFAULT_KEEP_LOCAL)),
         raw=data,
     )
 

@@ -80,6 +80,7 @@ class ImageSection:
     # A qcow2 with compressed clusters is a third of the bytes; qemu (so Nova's
     # libvirt driver) reads it.  False for a cloud whose tooling cannot.
     qcow2_compressed: bool = True
+    rename: bool = True      # False: the stable name is a property, names never change
 
     def image_metadata(self, base: MetadataSection | None = None) -> MetadataSection:
         """This vendor's metadata over pipeline.yaml's ``base``.

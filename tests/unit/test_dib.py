@@ -181,6 +181,9 @@ def test_argv(tmp_path, monkeypatch):
     assert dib.dib_argv(spec_with(), tmp_path) == [
         "/opt/dib/disk-image-create", "-t", "raw", "-o", str(tmp_path / "imagefleet-base"),
         "debian-minimal", "ours"]
+    # build.command in pipeline.yaml wins
+    assert dib.dib_argv(spec_with(), tmp_path, "/srv/dib/bin/disk-image-create")[0] == \
+        "/srv/dib/bin/disk-image-create"
 
 
 @pytest.mark.parametrize("shims", [None, Path("/w/shims")], ids=["dm", "no-dm"])

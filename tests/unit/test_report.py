@@ -130,3 +130,9 @@ def test_images_retention_could_not_delete_show_with_their_reason():
         "rax", "rackspace-like", "vhd", build={}, convert={}, local_boot={}, upload=UPLOAD,
         verify=VERIFY, error=None, failed_stage=None, retention={"skipped": []})])
     assert "retention skipped" not in render_table(plain) + render_html(plain)
+def test_a_paused_cloud_is_shown_and_does_not_fail_the_run():
+    from pipeline.run.report import make_report, paused_row, render_html, render_table
+    report = make_report("2026-11-30", "b1", [paused_row("hp-east", "hp-like", "qcow2")])
+    assert report["ok"] and report["clouds"][0]["status"] == "paused"
+    assert "hp-east            paused" in render_table(report)
+    assert 'data-status="paused"' in render_html(report)
