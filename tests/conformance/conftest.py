@@ -79,12 +79,12 @@ def upstream_cloud(request) -> Iterator[UpstreamCloud]:
 
 
 @pytest.fixture(scope="session")
-def upstream_single(upstream_cloud) -> Iterator[dict[str, Any]]:
+def upstream_single(upstream_cloud, request) -> Iterator[dict[str, Any]]:
     """The single-store, converting Glance (upstream/single.py): clouds_yaml, cloud."""
     info = upstream_single_run.start()
     yield info
     how = "reused" if info["reused"] else f"started in {info['start_s']} s"
-    _notes.append(f"upstream {upstream_single_run.NAME}: {how}")
+    note(request.config, f"upstream {upstream_single_run.NAME}: {how}")
     if not info["reused"] and os.environ.get("IMAGEFLEET_UPSTREAM_KEEP") != "1":
         upstream_single_run.stop()
 
