@@ -108,4 +108,4 @@ class BuildImages(luigi.WrapperTask):
     disk_formats = luigi.ListParameter()
 
     def requires(self):
-        return [ConvertImage(**self.build_params, disk_format=f) for f in self.disk_formats]
+        return [ConvertImage(digest=self.digest, disk_format=f) for f in self.disk_formats]
