@@ -205,6 +205,7 @@ class Hypervisor:
         """Start qemu once a boot slot is free; returns when qemu runs (Nova's ACTIVE)."""
         assert self._slots is not None
         await self._slots.acquire()
+        guest = None
         try:
             decision = await self.decision()
             directory = self.directory(server_id)
@@ -223,11 +224,12 @@ class Hypervisor:
                 await asyncio.sleep(0.3)
             if not guest.running:
                 self.guests.pop(server_id, None)
-                self._release(guest)
                 raise BootError(f"qemu exited {guest.process.returncode}: "
                                 f"{self._qemu_tail(guest)}")
         except BaseException:
             self._slots.release()
+            if guest is not None:
+                self._release(guest)
             raise
         guest.watcher = asyncio.get_running_loop().create_task(
             self._watch(guest, spec, on_exit))
@@ -245,17 +247,13 @@ class Hypervisor:
         if guest.namespace is None:
             guest.ssh_port = free_port()
             return
-        try:
-            if spec.metadata is not None:
-                log = self.metadata_log.setdefault(guest.server_id, [])
-                sock = await guest.namespace.listen((netns.METADATA_ADDRESS, 80))
-                guest.servers.append(await metadata.serve(sock, spec.metadata, log.append))
-            relay = await netns.relay(guest.namespace, netns.GUEST_SSH_FORWARD)
-            guest.servers.append(relay)
-            guest.ssh_port = relay.sockets[0].getsockname()[1]
-        except BaseException:
-            self._release(guest)
-            raise
+        if spec.metadata is not None:
+            log = self.metadata_log.setdefault(guest.server_id, [])
+            sock = await guest.namespace.listen((netns.METADATA_ADDRESS, 80))
+            guest.servers.append(await metadata.serve(sock, spec.metadata, log.append))
+        relay = await netns.relay(guest.namespace, netns.GUEST_SSH_FORWARD)
+        guest.servers.append(relay)
+        guest.ssh_port = relay.sockets[0].getsockname()[1]
 
     def _release(self, guest: Guest) -> None:
         for server in guest.servers:

@@ -2,9 +2,10 @@
 
 The guest loads virtio-net (and the IDE CD-ROM and ISO 9660 drivers), takes
 its address from the config drive's ``network_data.json`` when that says
-static, DHCP otherwise; without a config drive it prints its instance id and keys
-from the metadata service (``http://169.254.169.254/openstack/latest/meta_data.json``)
-to the console. It answers on port 22 with ``SSH-2.0-imagefleet-tiny``.
+static, DHCP otherwise, and answers on port 22 with ``SSH-2.0-imagefleet-tiny``.
+Then, without a config drive, it prints its instance id and keys from the
+metadata service (``http://169.254.169.254/openstack/latest/meta_data.json``)
+to the console, or "no metadata service" after 10 s.
 It reaches its banner in about 10 s under TCG. Built from the host's
 ``linux-image-amd64``, ``busybox-static``, ``syslinux`` and ``mtools``
 (``scripts/setup-system.sh``), cached by content under ``work/test-assets/``.
@@ -63,6 +64,10 @@ else
   echo "tiny: dhcp"
   udhcpc -i eth0 -n -q -t 10 -T 1 -s /etc/udhcpc.script
 fi
+printf '#!/bin/sh\necho "SSH-2.0-imagefleet-tiny\r"\nsleep 5\n' > /bin/banner
+chmod 755 /bin/banner
+nc -ll -p 22 -e /bin/banner &
+echo "tiny: ready"
 if [ -z "$DRIVE" ]; then
   MD=$(timeout 10 wget -q -O - http://169.254.169.254/openstack/latest/meta_data.json)
   if [ -n "$MD" ]; then
@@ -72,10 +77,6 @@ if [ -z "$DRIVE" ]; then
     echo "tiny: no metadata service"
   fi
 fi
-printf '#!/bin/sh\necho "SSH-2.0-imagefleet-tiny\r"\nsleep 5\n' > /bin/banner
-chmod 755 /bin/banner
-nc -ll -p 22 -e /bin/banner &
-echo "tiny: ready"
 while true; do sleep 3600; done
 """
 DHCP_SCRIPT = """#!/bin/sh
