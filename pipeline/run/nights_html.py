@@ -1,4 +1,7 @@
-"""The HTML of the morning report's extra sections (``pipeline.run.nights``)."""
+"""The HTML of the morning report's extra sections (``pipeline.run.nights``).
+
+Their row labels are ``td.who``, not ``th``: a ``th`` is how the report's own
+table (and whatever reads it, like the browser tests) names a cloud's row."""
 
 from __future__ import annotations
 
@@ -35,15 +38,15 @@ def render_history(rows: dict[str, list[dict[str, Any]]]) -> str:
             f'<td class="night {e(n["status"] or "")}"><b>{e(n["run"])}</b> '
             f'{e(n["status"] or "-")}<br><code>{e(n["build_id"] or "-")}</code><br>'
             f'{e(n["what"] or "")}</td>' for n in nights)
-        body.append(f'<tr class="history"><th>{e(cloud)}</th>{cells}</tr>')
+        body.append(f'<tr class="history"><td class=who>{e(cloud)}</td>{cells}</tr>')
     return ("<h2>Last nights</h2><table class=history><tbody>"
             + "".join(body) + "</tbody></table>")
 
 
 def render_bytes(sent: dict[str, int]) -> str:
-    cells = "".join(f"<tr><th>{e(c)}</th><td class=bytes>{n:,}</td></tr>"
+    cells = "".join(f"<tr><td class=who>{e(c)}</td><td class=bytes>{n:,}</td></tr>"
                     for c, n in sorted(sent.items()))
-    return (f"<h2>Bytes sent</h2><table class=sent><tbody>{cells}<tr><th>total</th>"
+    return (f"<h2>Bytes sent</h2><table class=sent><tbody>{cells}<tr><td class=who>total</td>"
             f"<td class=bytes>{sum(sent.values()):,}</td></tr></tbody></table>")
 
 
@@ -57,7 +60,7 @@ STYLE = """.timeline{width:100%;max-width:60em}.lane{display:flex;align-items:ce
 .who{width:10em;font-weight:bold}.track{position:relative;flex:1;height:1.6em;background:#f4f4f4}
 .bar{position:absolute;top:0;height:100%;font-size:.7em;overflow:hidden;white-space:nowrap;
 border-right:1px solid #fff}.axis{margin-left:10em;font-size:.8em;color:#555}
-td.night.done{background:#e4f6e4}td.night.failed{background:#f8dede}td.bytes{text-align:right}"""
+td.who{font-weight:bold}td.night.done{background:#e4f6e4}td.night.failed{background:#f8dede}td.bytes{text-align:right}"""
 
 
 def render_sections(report: dict[str, Any]) -> str:

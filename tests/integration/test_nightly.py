@@ -222,3 +222,19 @@ def test_the_morning_report_in_chromium(nights):
     assert f'imagefleet_last_success_timestamp_seconds{{cloud="{CLOUD}"}} ' \
            f'{metrics.number(third["finished"])}' in prom
     assert f'imagefleet_cloud_up{{cloud="{CLOUD}"}} 0' in prom
+
+
+def test_a_paused_cloud_is_skipped_and_shown(nights):
+    config = nights.pipeline.config
+    data = yaml.safe_load(config.read_text())
+    paused = config.with_name("paused.yaml")
+    paused.write_text(yaml.safe_dump({**data, "paused": [CLOUD]}, sort_keys=False))
+    pipeline = Pipeline(paused, nights.pipeline.clouds_yaml, nights.pipeline.work)
+    before = {i["id"] for i in nights.images()}
+    started = time.time()
+    result = pipeline.run("--now", "2026-12-03T02:00:00Z", "--rebuild", date=None)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert pipeline.tasks_run(since=started) == {}        # nothing built, nothing sent
+    (row,) = pipeline.report()["clouds"]
+    assert row["status"] == "paused" and pipeline.report()["ok"]
+    assert {i["id"] for i in nights.images()} == before
