@@ -101,17 +101,24 @@ def bench_upload(sizes: list[int], tmp: Path) -> list[dict]:
     from upstream import run as upstream_run
     from upstream.install import CLOUD_NAME
     state = upstream_run.start()
-    clouds_yaml = Path(state.get("clouds_yaml") or upstream_run.Layout.from_env().clouds_yaml)
-    print(f"\nupload to upstream Glance v2 ({CLOUD_NAME}); ratio = imagefleet / openstack CLI")
+    try:
+        return _upload_rows(sizes, tmp, Path(state["clouds_yaml"]), CLOUD_NAME)
+    finally:
+        if not state.get("reused"):         # ours to stop; a running one stays as found
+            upstream_run.stop()
+
+
+def _upload_rows(sizes: list[int], tmp: Path, clouds_yaml: Path, cloud: str) -> list[dict]:
+    print(f"\nupload to upstream Glance v2 ({cloud}); ratio = imagefleet / openstack CLI")
     print(f"{'size MiB':>8} {'openstack s':>11} {'imagefleet s':>12} {'ratio':>6}  mechanism")
     rows = []
     for size_mib in sizes:
         path = random_image(tmp / f"upload-{size_mib}.raw", size_mib * MiB)
         os.sync()
-        stock = openstack_image_create(clouds_yaml, CLOUD_NAME, path, f"peers-stock-{size_mib}")
+        stock = openstack_image_create(clouds_yaml, cloud, path, f"peers-stock-{size_mib}")
         os.sync()
         out = subprocess.run([sys.executable, __file__, "--upload-child", str(clouds_yaml),
-                              CLOUD_NAME, str(path)], check=True, capture_output=True,
+                              cloud, str(path)], check=True, capture_output=True,
                              text=True, cwd=REPO).stdout
         ours = json.loads(out.strip().splitlines()[-1])
         ratio = ours["seconds"] / stock

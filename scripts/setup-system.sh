@@ -6,6 +6,7 @@ PACKAGES=(
   qemu-utils qemu-system-x86 debootstrap kpartx sudo fdisk gdisk dosfstools
   genisoimage libvhdi-utils curl squashfs-tools procps iproute2 openssh-client
   util-linux e2fsprogs
+  zstd  # the content's compressed size, the floor of bytes per format (tests/e2e, bench/peers.py)
   busybox-static linux-image-amd64 syslinux syslinux-common mtools  # local-cloud test guest
   apt-utils  # apt-ftparchive: the tests' loopback package mirror
   chromium  # headless screenshots of report.html in the tests

@@ -89,9 +89,11 @@ class ConvertImage(BuildTask):
         out = self.output()
         out.makedirs()
         remove_stale_partials(out.path)
-        # Written with the other compression choice: the image goes before its record.
+        # Written with the other compression choice: the image goes before its record,
+        # and its local boot proved the old file, so the new one is booted again.
         Path(out.path).unlink(missing_ok=True)
         self.layout.convert_record(self.build_id, self.disk_format).unlink(missing_ok=True)
+        self.layout.local_boot_record(self.build_id, self.disk_format).unlink(missing_ok=True)
         with committed(out) as tmp:
             record = convert_image(self.input().path, tmp, self.disk_format,
                                    log_path=self.log_path(f"convert-{self.disk_format}.log"),

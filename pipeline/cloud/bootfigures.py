@@ -46,12 +46,12 @@ def parse(text: str) -> dict[str, Any]:
 
     ``{"kernel": 2.1, "initrd": 1.3, "userspace": 20.4, "total": 23.8,
     "blame": [["cloud-init.service", 9.1], ...]}``; parts systemd did not
-    print are left out, and ``finished`` is False when it said the boot was
-    still running.
+    print are left out, and ``finished`` is False when it printed no
+    "Startup finished" line (the boot still running, or no systemd).
     """
-    figures: dict[str, Any] = {"finished": "Bootup is not yet finished" not in text}
     time_line = next((line for line in text.splitlines() if line.startswith("Startup finished")),
                      "")
+    figures: dict[str, Any] = {"finished": bool(time_line)}
     for span, part in _PART.findall(time_line):
         figures[part] = seconds(span)
     total = _TOTAL.search(time_line)

@@ -1,5 +1,6 @@
 """The qcow2 every qcow2 cloud shares: compressed by default, plain when one cloud
-says ``qcow2_compressed: false``, and converted again when that choice changes.
+says ``qcow2_compressed: false``, and converted (and so locally booted) again when
+that choice changes.
 
 Fake ``disk-image-create`` (tests/integration/test_build_once.py); qemu-img,
 Luigi and the CLI are real.
@@ -32,6 +33,11 @@ def test_qcow2_compressed_unless_a_cloud_refuses(config_tree, tmp_path, fake_dib
     base = next(work.glob("builds/*/base.raw"))
     assert qemu_img.compare(base, "raw", qcow2, "qcow2")
 
+    booted = next(work.glob("builds/*")).name
+    boot_record = work / "localboot" / booted / "qcow2.json"   # as LocalBoot leaves it
+    boot_record.parent.mkdir(parents=True)
+    boot_record.write_text("{}")
+
     ran.clear()
     both = write_clouds_yaml(tmp_path / "both.yaml", {
         "hp": cloud_entry("hp-like"), "auro": cloud_entry("auro-like", **PLAIN)})
@@ -40,4 +46,5 @@ def test_qcow2_compressed_unless_a_cloud_refuses(config_tree, tmp_path, fake_dib
     assert again == qcow2 and ran["ConvertImage"] == 1 and ran["BuildBaseImage"] == 0
     assert _record(qcow2)["compressed"] is False
     assert Path(qcow2).stat().st_size > compressed_size
+    assert not boot_record.exists(), "the new file must be booted again"
     assert qemu_img.compare(base, "raw", qcow2, "qcow2")

@@ -49,6 +49,7 @@ def test_parse_without_initrd_and_unfinished():
                        ".FinishTimestampMonotonic=0).\n" + NOT_FINISHED)
     assert unfinished["finished"] is False and "total" not in unfinished
     assert unfinished["blame"] == [["cloud-init.service", 7.25]]
+    assert parse("sh: systemd-analyze: not found\n") == {"finished": False, "blame": []}
 
 
 def test_summary_line():
