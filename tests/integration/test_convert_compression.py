@@ -15,7 +15,7 @@ from pipeline.image import qemu_img
 from tests.conftest import cloud_entry, write_clouds_yaml
 from tests.integration.test_build_once import build, fake_dib, ran  # noqa: F401 - fixtures
 
-PLAIN = {"imagefleet_profile_overrides": {"image": {"qcow2_compressed": False}}}
+PLAIN = {"image": {"qcow2_compressed": False}}   # imagefleet: {overrides: ...}
 
 
 def _record(path: str) -> dict:
@@ -40,7 +40,7 @@ def test_qcow2_compressed_unless_a_cloud_refuses(config_tree, tmp_path, fake_dib
 
     ran.clear()
     both = write_clouds_yaml(tmp_path / "both.yaml", {
-        "hp": cloud_entry("hp-like"), "auro": cloud_entry("auro-like", **PLAIN)})
+        "hp": cloud_entry("hp-like"), "auro": overridden("auro-like", PLAIN)})
     assert build(config_tree, both, work) == 0
     (again,) = capsys.readouterr().out.split()
     assert again == qcow2 and ran["ConvertImage"] == 1 and ran["BuildBaseImage"] == 0
@@ -48,3 +48,9 @@ def test_qcow2_compressed_unless_a_cloud_refuses(config_tree, tmp_path, fake_dib
     assert Path(qcow2).stat().st_size > compressed_size
     assert not boot_record.exists(), "the new file must be booted again"
     assert qemu_img.compare(base, "raw", qcow2, "qcow2")
+
+
+def overridden(profile: str, overrides: dict) -> dict:
+    entry = cloud_entry(profile)
+    entry["imagefleet"]["overrides"] = overrides
+    return entry

@@ -15,12 +15,12 @@ def check_config(config_tree, clouds):
                       env_extra={"PYTHONPATH": str(REPO)})
 
 
-E1000_ONLY = {"imagefleet_profile_overrides": {"compute": {"cloud_kernel": False}}}
+E1000_ONLY = {"compute": {"cloud_kernel": False}}   # imagefleet: {overrides: ...}
 
 
 def test_cloud_kernel_refused_for_an_e1000_only_cloud(config_tree, tmp_path):
     clouds = write_clouds_yaml(tmp_path / "clouds.yaml", {
-        "hp": cloud_entry("hp-like"), "old": cloud_entry("auro-like", **E1000_ONLY)})
+        "hp": cloud_entry("hp-like"), "old": overridden("auro-like", E1000_ONLY)})
     line = one_error_line(check_config(config_tree, clouds))
     assert "image.environment" in line and "compute.cloud_kernel: false" in line
     assert "linux-image-amd64" in line
@@ -30,3 +30,9 @@ def test_cloud_kernel_refused_for_an_e1000_only_cloud(config_tree, tmp_path):
     data["image"]["environment"].pop("DIB_IMAGEFLEET_KERNEL")     # the generic kernel
     pipeline.write_text(yaml.safe_dump(data))
     assert check_config(config_tree, clouds).returncode == 0
+
+
+def overridden(profile: str, overrides: dict) -> dict:
+    entry = cloud_entry(profile)
+    entry["imagefleet"]["overrides"] = overrides
+    return entry
