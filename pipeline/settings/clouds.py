@@ -58,8 +58,10 @@ class CloudConfig:
 
     @property
     def settings(self) -> dict[str, Any]:
-        """The ``imagefleet:`` section (``profile``, ``overrides``, ``image_format``)."""
-        return dict(self.config.get(KEY) or {})
+        """The ``imagefleet:`` section (``profile``, ``overrides``, ``image_format``), as
+        written: openstacksdk's resolved dict turns every int and float into a string
+        (``openstack/config/_util.py`` ``normalize_keys``)."""
+        return copy.deepcopy(dict(self.entry.get(KEY) or {}))
 
     @property
     def profile_name(self) -> str | None:

@@ -10,6 +10,7 @@ from keystoneauth1 import identity as ksa_identity
 from pipeline.cloud.session import auth_plugin
 from pipeline.core.errors import ConfigError
 from pipeline.settings.clouds import (
+    cloud_from_entry,
     find_clouds_yaml,
     load_clouds,
     redact,
@@ -228,3 +229,16 @@ def test_the_envvars_cloud(config_tree, tmp_path, monkeypatch):
     # clouds.yaml's own clouds are still there and still chosen by default
     assert [c.name for c in _select(config_tree, tmp_path, {"hp": cloud_entry("hp-like")})] \
         == ["hp"]
+
+
+def test_imagefleet_settings_keep_their_types():
+    """openstacksdk stringifies ints in what it resolves; our section is read as written."""
+    entry = {"imagefleet": {"profile": "hp-like", "overrides": {
+        "network": {"check_port": 2222}, "image": {"active_timeout": 4.5}}},
+        "region_name": "R", "auth": {"auth_url": "http://127.0.0.1:1/v3", "username": "u",
+                                     "password": "p", "project_name": "p",
+                                     "user_domain_name": "Default",
+                                     "project_domain_name": "Default"}}
+    cloud = cloud_from_entry("typed", entry)
+    assert cloud.settings["overrides"]["network"]["check_port"] == 2222
+    assert cloud.settings["overrides"]["image"]["active_timeout"] == 4.5
