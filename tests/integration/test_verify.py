@@ -196,6 +196,8 @@ def test_the_local_boot_task_fails_with_one_line_and_no_output(no_sshd, tmp_path
     converted = Path(task.input().path)
     converted.parent.mkdir(parents=True)
     converted.symlink_to(no_sshd)
+    # the conversion's record says how the file was written (ConvertImage.complete)
+    task.layout.convert_record(task.build_id, "raw").write_text('{"compressed": false}')
     assert not luigi.build([task], local_scheduler=True, workers=1)
     assert not task.complete()
     (failure,) = (tmp_path / "work" / "failures").glob("*.json")
