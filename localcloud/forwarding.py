@@ -100,7 +100,7 @@ class Forwarder:
         except OSError:
             _reset(writer)
             return
-        await asyncio.gather(_pipe(reader, guest_writer), _pipe(guest_reader, writer),
+        await asyncio.gather(pipe(reader, guest_writer), pipe(guest_reader, writer),
                              return_exceptions=True)
 
 
@@ -112,7 +112,8 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy ``reader`` to ``writer`` until EOF or an error; then close ``writer``."""
     try:
         while data := await reader.read(CHUNK):
             writer.write(data)

@@ -26,13 +26,14 @@ import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from localcloud.forwarding import pipe
+
 LOG = logging.getLogger("localcloud.netns")
 
 CLONE_NEWNET = 0x40000000
 METADATA_ADDRESS = "169.254.169.254"
 # qemu's hostfwd listens here inside the namespace; the host reaches it by relay().
 GUEST_SSH_FORWARD = ("127.0.0.1", 2222)
-CHUNK = 65536
 SETUP = [["ip", "link", "set", "lo", "up"],
          ["ip", "addr", "add", f"{METADATA_ADDRESS}/32", "dev", "lo"]]
 
@@ -149,20 +150,6 @@ async def relay(namespace: Namespace, target: tuple[str, int]) -> asyncio.Abstra
             writer.close()
             return
         inner_reader, inner_writer = await asyncio.open_connection(sock=sock)
-        await asyncio.gather(_pipe(reader, inner_writer), _pipe(inner_reader, writer),
+        await asyncio.gather(pipe(reader, inner_writer), pipe(inner_reader, writer),
                              return_exceptions=True)
     return await asyncio.start_server(carry, "127.0.0.1", 0)
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(CHUNK):
-            writer.write(data)
-            await writer.drain()
-    except OSError:
-        pass
-    finally:
-        try:
-            writer.close()
-        except OSError:
-            pass
