@@ -144,16 +144,27 @@ class LocalCloud:
         self.runners.append(runner)
 
     def _claim_addresses(self) -> int:
-        """The first cloud's address slice: the one used before, or the first free run."""
+        """The first cloud's address slice: the one used before, or the first free run.
+
+        Each slot's lock file names the data dir that last held it. A fresh cloud
+        prefers slots no other existing data dir has used, so a cloud that is down
+        for a moment (killed, restarting on the same data) finds its slice still
+        free; when every slice has such a record, any unlocked one will do.
+        """
         count = sum(len(p.served_regions) for p in self.personalities)
         remembered = self.store.get_meta("address_base")
         SLOT_DIR.mkdir(exist_ok=True)
-        candidates = [remembered] if remembered is not None else range(
-            netmodel.MAX_CLOUDS - count + 1)
-        for base in candidates:
+        if remembered is not None:
+            bases = [remembered]
+        else:
+            every = range(netmodel.MAX_CLOUDS - count + 1)
+            unclaimed = [b for b in every
+                         if not any(self._claimed_by_other(s) for s in range(b, b + count))]
+            bases = unclaimed + [b for b in every if b not in unclaimed]
+        for base in bases:
             held = []
             for slot in range(base, base + count):
-                lock = open(SLOT_DIR / f"{slot}.lock", "w")
+                lock = open(SLOT_DIR / f"{slot}.lock", "a+")      # no truncation before the lock
                 try:
                     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError:
@@ -161,6 +172,11 @@ class LocalCloud:
                     break
                 held.append(lock)
             if len(held) == count:
+                for lock in held:
+                    lock.seek(0)
+                    lock.truncate()
+                    lock.write(str(self.data_dir))
+                    lock.flush()
                 self._slot_locks = held
                 self.store.set_meta("address_base", base)
                 return base
@@ -169,6 +185,14 @@ class LocalCloud:
         raise OSError("no free address slice in 127.100-154/127.200-254 (another local cloud "
                       "holds it)" if remembered is None else
                       f"addresses 127.{100 + remembered}.x.x are held by another local cloud")
+
+    def _claimed_by_other(self, slot: int) -> bool:
+        """Whether the slot was last held by another data dir that still exists."""
+        try:
+            owner = (SLOT_DIR / f"{slot}.lock").read_text().strip()
+        except OSError:
+            return False
+        return bool(owner) and owner != str(self.data_dir) and Path(owner).is_dir()
 
     def _lock_data_dir(self) -> None:
         """One local cloud per data dir: a second one would corrupt the first one's state."""

@@ -91,3 +91,16 @@ def test_one_local_cloud_per_data_dir(tmp_path):
     with running_cloud(["ovh-like"], tmp_path):
         with pytest.raises(LocalCloudError, match="in use by another local cloud"):
             start(["ovh-like"], tmp_path)
+
+
+def test_a_killed_cloud_gets_its_addresses_back_after_another_one_started(tmp_path):
+    """A cloud down for a moment keeps its address slice: one started meanwhile (another
+    test, another pytest worker) takes a slice no existing data dir has used."""
+    first = start(["hp-like"], tmp_path / "first")
+    first_urls = first.clouds_yaml.read_text()
+    first.process.kill()                     # no clean stop: its slot locks just go
+    first.process.wait()
+    with running_cloud(["hp-like"], tmp_path / "second") as second:
+        assert second.clouds_yaml.read_text() != first_urls
+        with running_cloud(["hp-like"], tmp_path / "first") as again:
+            assert again.clouds_yaml.read_text() == first_urls
