@@ -37,6 +37,14 @@ from qemuhost import accel, console
 # One lock file per address slice (127.(100+n), 127.(200+n)): concurrent local clouds
 # on one host never hand out the same addresses.
 SLOT_DIR = Path(tempfile.gettempdir()) / "localcloud-address-slots"
+
+
+def _claimed_at(slot: int) -> float:
+    """When the slot was last claimed (its lock file's mtime; 0 if never)."""
+    try:
+        return (SLOT_DIR / f"{slot}.lock").stat().st_mtime
+    except OSError:
+        return 0.0
 SERVICES = {m.SERVICE.type: m.SERVICE for m in (identity, image, object, compute, network)}
 DEFAULT_TOKEN_TTL = 3600
 SWEEP_EVERY = 1.0
@@ -160,7 +168,9 @@ class LocalCloud:
             every = range(netmodel.MAX_CLOUDS - count + 1)
             unclaimed = [b for b in every
                          if not any(self._claimed_by_other(s) for s in range(b, b + count))]
-            bases = unclaimed + [b for b in every if b not in unclaimed]
+            # then the slices claimed longest ago: a cloud killed a moment ago comes last
+            bases = unclaimed + sorted((b for b in every if b not in unclaimed),
+                                       key=lambda b: max(_claimed_at(s) for s in range(b, b + count)))
         for base in bases:
             held = []
             for slot in range(base, base + count):
