@@ -10,6 +10,12 @@ them). Everything else is spread by module.
 The scheduler sees only test ids, so the groups are listed here by path; the
 collection check below fails the run when a module uses a shared fixture and
 is not listed, so the table cannot fall behind the tests.
+
+Order: pytest-xdist hands out scopes by test count, which puts the modules that
+run a few long tests (a whole pipeline, a kill-and-resume lane) last, and one
+worker then finishes them alone. ``ordered`` hands out the longest first
+(longest-processing-time scheduling) by the seconds in ``SECONDS``, measured in a
+fresh-clone run; a scope not listed is cheap and follows by test count.
 """
 
 from __future__ import annotations
@@ -26,6 +32,27 @@ GROUPS = {
 }
 # fixture -> the group every module using it must be in
 SHARED = {"base_image": "base-image", "upstream_cloud": "upstream"}
+
+
+# scope -> seconds it takes, read off the slowest-tests list of the fresh-clone
+# run of 2026-11-30 (setup + call summed per scope, rounded); only what is worth
+# ordering. Refresh from a ``--durations=0`` run when a scope grows.
+SECONDS = {
+    "base-image": 1000,
+    "upstream": 500,
+    "tests/resilience/test_kill_resume.py": 400,
+    "tests/resilience/test_cloud_faults.py": 300,
+    "tests/integration/test_publish.py": 230,
+    "tests/integration/test_accel_hosts.py": 200,
+    "tests/integration/test_scheduler.py": 190,
+    "tests/resilience/test_load.py": 160,
+    "tests/integration/test_nightly.py": 150,
+    "tests/resilience/test_secrets.py": 100,
+    "tests/localcloud/test_stock_clients_compute.py": 80,
+    "tests/localcloud/test_boot.py": 80,
+    "tests/integration/test_regions.py": 65,
+    "tests/resilience/test_bad_input.py": 60,
+}
 
 
 def group_of(nodeid: str) -> str:
@@ -49,12 +76,47 @@ def check(items: list[pytest.Item]) -> None:
                     f"{module} uses {fixture}: list it under {group!r} in tests/xdist_groups.py")
 
 
+def ordered(nodeids: list[str]) -> list[str]:
+    """The test ids, their scopes longest first (``SECONDS``), then by test count;
+    ties keep collection order, and so does each scope's own tests."""
+    counts: dict[str, int] = defaultdict(int)
+    first: dict[str, int] = {}
+    for index, nodeid in enumerate(nodeids):
+        scope = group_of(nodeid)
+        counts[scope] += 1
+        first.setdefault(scope, index)
+
+    def rank(nodeid: str) -> tuple[int, int, int]:
+        scope = group_of(nodeid)
+        return -SECONDS.get(scope, 0), -counts[scope], first[scope]
+
+    return sorted(nodeids, key=rank)
+
+
 def make_scheduler(config, log):
-    """``--dist loadscope`` with the groups above (pytest-xdist's scheduler hook)."""
+    """``--dist loadscope`` with the groups and the order above (pytest-xdist's
+    scheduler hook)."""
     from xdist.scheduler import LoadScopeScheduling
 
     class ByGroup(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return group_of(nodeid)
+
+        def schedule(self) -> None:
+            # xdist builds its queue and hands out the first scopes in one call;
+            # build the queue here in our order first (the workers keep their own
+            # collection order: work is sent to them as indexes into it), and
+            # leave every other case (differing collections, fewer scopes than
+            # workers) to xdist.
+            collections = list(self.registered_collections.values())
+            if (self.collection is None and collections
+                    and all(c == collections[0] for c in collections)
+                    and len({group_of(n) for n in collections[0]}) >= len(self.nodes)):
+                self.collection = list(collections[0])
+                for nodeid in ordered(self.collection):
+                    self.workqueue.setdefault(group_of(nodeid), {})[nodeid] = False
+                for node in self.nodes:
+                    self._assign_work_unit(node)
+            super().schedule()
 
     return ByGroup(config, log)

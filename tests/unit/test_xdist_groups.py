@@ -35,3 +35,22 @@ def test_a_module_using_the_build_outside_its_group_is_refused():
 def test_listed_modules_pass_the_check():
     xdist_groups.check([FakeItem("tests/e2e/test_new.py::test_a", "base_image"),
                         FakeItem("tests/conformance/test_new.py::test_b", "upstream_cloud")])
+
+
+@pytest.mark.parametrize(("nodeids", "expected"), [
+    # a measured long scope goes before a module with more tests
+    (["tests/unit/test_vhd.py::a", "tests/unit/test_vhd.py::b", "tests/resilience/test_load.py::x"],
+     ["tests/resilience/test_load.py::x", "tests/unit/test_vhd.py::a", "tests/unit/test_vhd.py::b"]),
+    # the longest measured first, whatever the collection order
+    (["tests/integration/test_publish.py::p", "tests/e2e/test_dib_build.py::d",
+      "tests/integration/test_verify.py::v"],
+     ["tests/e2e/test_dib_build.py::d", "tests/integration/test_verify.py::v",
+      "tests/integration/test_publish.py::p"]),
+    # unmeasured scopes: more tests first, then collection order; tests keep theirs
+    (["tests/unit/test_a.py::1", "tests/unit/test_b.py::1", "tests/unit/test_b.py::2",
+      "tests/unit/test_c.py::1"],
+     ["tests/unit/test_b.py::1", "tests/unit/test_b.py::2", "tests/unit/test_a.py::1",
+      "tests/unit/test_c.py::1"]),
+])
+def test_longest_scopes_are_handed_out_first(nodeids, expected):
+    assert xdist_groups.ordered(nodeids) == expected
