@@ -103,7 +103,8 @@ class ImagefleetTask(luigi.Task):
         # The cloud and format it stops are the task's own parameters (none: every one).
         failure = failures.Failure(
             task_id=self.task_id, stage=self.stage, error=line, where=self.failure_where(),
-            cloud=self.param_kwargs.get("cloud"), disk_format=self.param_kwargs.get("disk_format"))
+            cloud=self.param_kwargs.get("cloud"), disk_format=self.param_kwargs.get("disk_format"),
+            started=getattr(self, "started_at", None))
         try:
             failures.record(self.layout, failure)
         except OSError as e:      # a full work disk: the scheduler still has the line

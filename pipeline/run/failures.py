@@ -24,6 +24,7 @@ class Failure:
     cloud: str | None = None        # None: every cloud of ...
     disk_format: str | None = None  # ... this format (None: of every format)
     time: float = field(default_factory=time.time)
+    started: float | None = None    # when the task began: its bar on the report's timeline
 
     def concerns(self, cloud: str, disk_format: str) -> bool:
         """Whether this failure stops ``cloud`` (which uploads ``disk_format``)."""

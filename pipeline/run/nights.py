@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pipeline.run import ledger
+from pipeline.run import failures, ledger
 from pipeline.run.report import what_changed
 from pipeline.run.workdir import WorkDir
 
@@ -28,10 +28,11 @@ def timeline(entries: list[dict[str, Any]], clouds: dict[str, str],
              t0: float) -> dict[str, list[dict[str, Any]]]:
     """Each cloud's stages on one axis (seconds since ``t0``): the shared build, its
     format's conversion and local boot, then its own upload, verify and retention.
-    ``clouds``: cloud name -> its disk format."""
+    ``clouds``: cloud name -> its disk format. An entry names its task (a ledger
+    line) or its stage (a failure, ``failed_entries``); a failed stage is marked."""
     bars: dict[str, list[dict[str, Any]]] = {c: [] for c in clouds}
     for e in entries:
-        stage = STAGE_OF.get(e.get("task", ""))
+        stage = e.get("stage") or STAGE_OF.get(e.get("task", ""))
         if stage is None or e.get("started") is None:
             continue
         for cloud, fmt in clouds.items():
@@ -40,10 +41,18 @@ def timeline(entries: list[dict[str, Any]], clouds: dict[str, str],
             if e.get("cloud") is None and e.get("disk_format") not in (None, fmt):
                 continue
             bars[cloud].append({"stage": stage, "start": round(e["started"] - t0, 1),
-                                "end": round(e["time"] - t0, 1)})
+                                "end": round(e["time"] - t0, 1),
+                                **({"failed": True} if e.get("failed") else {})})
     for segments in bars.values():
         segments.sort(key=lambda s: s["start"])
     return bars
+
+
+def failed_entries(work_dir: Path, started: float) -> list[dict[str, Any]]:
+    """This run's failed tasks as timeline entries (a failure is not in the ledger)."""
+    return [{"stage": f.stage, "started": f.started, "time": f.time, "cloud": f.cloud,
+             "disk_format": f.disk_format, "failed": True}
+            for f in failures.since(WorkDir(work_dir), started)]
 
 
 def history(layout: WorkDir, tonight: dict[str, Any],
@@ -85,7 +94,8 @@ def sections(work_dir: Path, report: dict[str, Any], started: float,
     layout = WorkDir(work_dir)
     report_dir = layout.report_dir(report["run"])
     return {
-        "timeline": timeline(ledger.entries(work_dir, since=started), clouds, started),
+        "timeline": timeline(ledger.entries(work_dir, since=started)
+                             + failed_entries(work_dir, started), clouds, started),
         "history": history(layout, report),
         "links": links(layout, report["build_id"], report_dir),
         "bytes_sent": {c["cloud"]: c.get("bytes") or 0 for c in report["clouds"]},

@@ -19,7 +19,8 @@ def render_timeline(bars: dict[str, list[dict[str, Any]]]) -> str:
     rows = []
     for cloud, segments in sorted(bars.items()):
         divs = "".join(
-            f'<div class="bar {e(s["stage"])}" title="{e(s["stage"])}: {s["start"]:g}–'
+            f'<div class="bar {e(s["stage"])}{" failed" if s.get("failed") else ""}" '
+            f'title="{e(s["stage"])}{" (failed)" if s.get("failed") else ""}: {s["start"]:g}–'
             f'{s["end"]:g} s" style="left:{100 * s["start"] / span:.2f}%;'
             f'width:{max(100 * (s["end"] - s["start"]) / span, 0.4):.2f}%;'
             f'background:{COLOURS[s["stage"]]}">{e(s["stage"].replace("_", " "))}</div>'
@@ -59,7 +60,7 @@ def render_links(links: dict[str, str]) -> str:
 STYLE = """.timeline{width:100%;max-width:60em}.lane{display:flex;align-items:center;margin:.2em 0}
 .who{width:10em;font-weight:bold}.track{position:relative;flex:1;height:1.6em;background:#f4f4f4}
 .bar{position:absolute;top:0;height:100%;font-size:.7em;overflow:hidden;white-space:nowrap;
-border-right:1px solid #fff}.axis{margin-left:10em;font-size:.8em;color:#555}
+border-right:1px solid #fff}.bar.failed{outline:2px solid #c00;outline-offset:-2px}.axis{margin-left:10em;font-size:.8em;color:#555}
 td.who{font-weight:bold}td.night.done{background:#e4f6e4}td.night.failed{background:#f8dede}td.bytes{text-align:right}"""
 
 

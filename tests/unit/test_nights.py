@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from pipeline.run import metrics
-from pipeline.run.nights import history, timeline
+from pipeline.run import failures, metrics
+from pipeline.run.nights import failed_entries, history, timeline
 from pipeline.run.nights_html import render_sections
 from pipeline.run.workdir import WorkDir
 
@@ -29,6 +29,23 @@ def test_each_cloud_gets_the_shared_stages_of_its_format_and_its_own():
         ("build", 0, 30), ("convert", 30, 31), ("local_boot", 32, 60), ("upload", 60, 70),
         ("verify", 70, 95)]
     assert [b["stage"] for b in bars["rax"]] == ["build", "convert", "upload"]
+
+
+def test_a_failed_stage_has_its_bar_marked_failed(tmp_path):
+    layout = WorkDir(tmp_path)
+    failures.record(layout, failures.Failure(
+        task_id="VerifyImage_hp_x", stage="verify", error="hp: reach: no banner", cloud="hp",
+        started=T0 + 70, time=T0 + 95))
+    failures.record(layout, failures.Failure(        # an older run's: not tonight's
+        task_id="UploadImage_hp_y", stage="upload", error="old", cloud="hp",
+        started=T0 - 50, time=T0 - 40))
+    entries = [entry("UploadImage", 60, 70, cloud="hp")] + failed_entries(tmp_path, T0)
+    bars = timeline(entries, {"hp": "qcow2"}, T0)["hp"]
+    assert bars == [{"stage": "upload", "start": 60, "end": 70},
+                    {"stage": "verify", "start": 70, "end": 95, "failed": True}]
+    page = render_sections({"timeline": {"hp": bars}})
+    assert 'class="bar verify failed"' in page and "verify (failed): 70–95 s" in page
+    assert 'class="bar upload"' in page
 
 
 def _report(run, status, build, **row):
