@@ -216,7 +216,8 @@ async def extensions(request: web.Request) -> web.Response:
     names = ["os-keypairs", "os-config-drive", "os-console-output", "os-extended-ips",
              "os-extended-ips-mac", "os-extended-status", "os-quota-sets", "os-user-data"]
     if request.app["cloud"].personality.network["api"] == "nova-network":
-        names += ["os-floating-ips", "os-floating-ip-pools", "os-security-groups"]
+        names += ["os-floating-ips", "os-floating-ip-pools", "os-security-groups",
+                  "os-tenant-networks"]
     return json_response({"extensions": [
         {"alias": n, "name": n, "namespace": "http://docs.openstack.org/compute/ext/fake_xml",
          "description": n, "links": [], "updated": "2014-12-03T00:00:00Z"} for n in names]})
