@@ -110,6 +110,9 @@ def discover(cloud: Cloud) -> dict[str, str]:
     """What the cloud says about itself (``check-config --discover``): no secret in it."""
     conn = Connection(cloud)
     api = conn.image_api
-    return {"image API": f"v{api.version}" + (f".{api.minor}" if api.minor is not None else ""),
-            "import methods": ", ".join(api.import_methods) or "none",
-            "object store": "yes" if conn.has_service("object-store") else "no"}
+    found = {"image API": f"v{api.version}" + (f".{api.minor}" if api.minor is not None else ""),
+             "import methods": ", ".join(api.import_methods) or "none",
+             "object store": "yes" if conn.has_service("object-store") else "no"}
+    if cloud.profile.compute.api != "none" and conn.has_service("compute"):
+        found["compute microversion"] = conn.compute_version.microversion or "none (v2.1 base)"
+    return found

@@ -20,7 +20,7 @@ import yaml
 
 from localcloud.personality import PERSONALITY_DIR
 from localcloud.testing import personality_file
-from pipeline.cloud.connection import Connection
+from pipeline.cloud.connection import Connection, discover
 from pipeline.cloud.keys import register_keypair
 from pipeline.cloud.marks import BuildInfo
 from pipeline.cloud.upload import upload_image
@@ -87,6 +87,9 @@ def test_the_microversion_is_negotiated_and_sent(clouds):
     assert (auro.compute_version.microversion, auro.compute_version.proxies) == ("2.35", True)
     assert auro.clients.nova_network.pools() == ["public"]
     assert {n["name"] for n in auro.clients.nova_network.networks()} == {"private", "backend"}
+    # check-config --discover says which
+    assert discover(clouds["hp-like"])["compute microversion"] == "2.37"
+    assert discover(clouds["auro-like"])["compute microversion"] == "2.35"
 
 
 def test_neutron_is_reached_without_its_version_document(clouds):
