@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate pipeline.yaml, vendor profiles and clouds.yaml")
     _add_common(check)
     check.add_argument("--discover", action="store_true",
-                       help="also ask each cloud: image API, import methods, object store")
+                       help="also ask each cloud: image API, import methods, object store, "
+                       "compute microversion")
     build = sub.add_parser("build", help="build the base image and convert it for every cloud")
     _add_common(build)
     build.add_argument("--work-dir", default=os.environ.get("IMAGEFLEET_WORK_DIR", "work"))

@@ -28,6 +28,7 @@ FLOATING_CREATED = {"neutron": "neutron-floating-ip-created",
                     "nova-network": "nova-network-floating-ip-created"}
 
 Json = Mapping[str, Any]
+NOVA_DEFAULT_POOL = "nova"      # Nova's default_floating_pool (nova/conf/neutron.py)
 
 
 def _ipv4(text: Any) -> ipaddress.IPv4Address | None:
@@ -144,11 +145,35 @@ def choose_floating_network(networks: Sequence[Json], name: str | None = None,
                       "profile", key="network.floating_network")
 
 
+def choose_floating_pool(pools: Sequence[str], name: str | None = None) -> str | None:
+    """The nova-network pool to take a floating IP from; None leaves it to Nova.
+
+    The profile's ``network.floating_network`` wins; otherwise the only pool.
+    Nova's own default (``default_floating_pool``, ``nova``) is asked for only
+    when a pool of that name exists: elsewhere it is a 404 "Floating IP pool not
+    found".
+    """
+    if name:
+        if name in pools:
+            return name
+        raise ConfigError(f"no floating-IP pool {name!r} (pools: "
+                          f"{', '.join(pools) or 'none'})", key="network.floating_network")
+    if len(pools) == 1:
+        return pools[0]
+    if NOVA_DEFAULT_POOL in pools:
+        return None
+    if not pools:
+        raise BootError("the cloud has no floating-IP pool")
+    raise ConfigError(f"several floating-IP pools ({', '.join(pools)}); name one in the "
+                      "profile", key="network.floating_network")
+
+
 def choose_network(networks: Sequence[Json] | None, name: str | None = None,
                    external: str = "floating") -> str | None:
     """The network id to boot on, or None to let the cloud choose.
 
-    The profile's ``network.network`` wins.  Otherwise, among the networks a
+    The profile's ``network.network`` wins (on nova-network too: ``networks`` are
+    then os-tenant-networks', named by label).  Otherwise, among the networks a
     server could boot on (not ``router:external``, unless the cloud's way out
     is an external network), a single one is taken; when several exist the
     cloud requires one to be named, so the project's own network is taken if

@@ -1,8 +1,9 @@
 """Nova, one call per method: flavors, keypairs, servers (create, get, wait, delete), console.
 
 Calls go through the cloud's compute Adapter (relative paths, the catalog's
-versioned endpoint, no microversion: the v2.1 base every cloud of the talks
-serves).  A failed status becomes the pipeline's error through
+versioned endpoint) at the microversion ``versions.choose_compute_version``
+negotiated, sent by keystoneauth1 in both of Nova's headers (none where the
+cloud offers no microversion: the v2.1 base).  A failed status becomes the pipeline's error through
 ``session.Api``; a server in ERROR becomes a ``BootError`` carrying
 Nova's fault message.
 """
@@ -11,18 +12,43 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from keystoneauth1 import adapter as ksa_adapter
+
 from pipeline.cloud.session import Api
+from pipeline.cloud.versions import ComputeVersion
 from pipeline.core import errors
 from pipeline.core.waiting import iterate_timeout
 
 LOG = logging.getLogger(__name__)
 
 
-class Nova(Api):
+BASE_VERSION = ComputeVersion(None, proxies=True, networks_required=False)
+
+
+class NovaApi(Api):
+    """A Nova client whose calls carry the negotiated microversion (asked on first use)."""
+
     service = "Nova"
+
+    def __init__(self, ad: ksa_adapter.Adapter, where: str,
+                 version: Callable[[], ComputeVersion] = lambda: BASE_VERSION):
+        super().__init__(ad, where)
+        self._version = version
+
+    @property
+    def version(self) -> ComputeVersion:
+        return self._version()
+
+    def call(self, method: str, url: str, **kwargs: Any) -> Any:
+        if self.version.microversion:
+            kwargs.setdefault("microversion", self.version.microversion)
+        return super().call(method, url, **kwargs)
+
+
+class Nova(NovaApi):
 
     # --- flavors and keypairs ---------------------------------------------
 

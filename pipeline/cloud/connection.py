@@ -17,7 +17,9 @@ from pipeline.cloud.compute import Nova
 from pipeline.cloud.discovery import ImageApi, discover_image_api
 from pipeline.cloud.glance import Glance
 from pipeline.cloud.netaccess import Clients, Neutron, NovaNetwork
-from pipeline.cloud.session import adapter, has_service, make_session
+from pipeline.cloud.session import adapter, cloud_errors, has_service, make_session
+from pipeline.cloud.versions import ComputeVersion, choose_compute_version, neutron_endpoint
+from pipeline.core import errors
 from pipeline.settings.clouds import Cloud
 
 
@@ -55,28 +57,62 @@ class Connection:
     # --- compute and network -------------------------------------------------
 
     @cached_property
+    def compute_version(self) -> ComputeVersion:
+        """The microversion negotiated with Nova's version document (``versions``), on the
+        first Nova call; each call sends it in both of Nova's headers (``compute.NovaApi``)."""
+        with cloud_errors(self.where, "discovery"):
+            data = adapter(self.session, self.cloud.config, "compute").get_endpoint_data()
+        offered = (data.min_microversion, data.max_microversion) if data else (None, None)
+        return choose_compute_version(*offered, self.cloud.profile.network.api)
+
+    @cached_property
     def compute(self) -> ksa_adapter.Adapter:
         return adapter(self.session, self.cloud.config, "compute")
 
     @cached_property
     def network(self) -> ksa_adapter.Adapter:
-        return adapter(self.session, self.cloud.config, "network", min_version="2.0",
-                       max_version="2.latest")
+        return adapter(self.session, self.cloud.config, "network")
+
+    @cached_property
+    def network_endpoint(self) -> str | None:
+        """Neutron's root without version discovery: the catalog URL plus ``/v2.0`` (older
+        Neutron has no usable version document; openstacksdk skips discovery the same
+        way); None when clouds.yaml overrides the endpoint (taken as it is)."""
+        config = self.cloud.config
+        region = config.cloud_region()
+        if region.get_endpoint("network"):
+            return None
+        with cloud_errors(self.where, "discovery"):
+            catalog = self.session.get_endpoint(
+                service_type="network", interface=region.get_interface("network"),
+                service_name=region.get_service_name("network"),
+                region_name=config.region_name, skip_discovery=True)
+        if not catalog:
+            raise errors.EndpointNotFound("no network endpoint in the catalog",
+                                          where=self.where, step="discovery")
+        return neutron_endpoint(catalog)
 
     @cached_property
     def clients(self) -> Clients:
         """Nova always; Neutron or nova-network as the profile's ``network.api`` says."""
         api = self.cloud.profile.network.api
+        def version() -> ComputeVersion:
+            return self.compute_version
         return Clients(
-            nova=Nova(self.compute, self.where),
-            neutron=Neutron(self.network, self.where) if api == "neutron" else None,
-            nova_network=NovaNetwork(self.compute, self.where) if api == "nova-network" else None)
+            nova=Nova(self.compute, self.where, version),
+            neutron=(Neutron(self.network, self.where, lambda: self.network_endpoint)
+                     if api == "neutron" else None),
+            nova_network=(NovaNetwork(self.compute, self.where, version)
+                          if api == "nova-network" else None))
 
 
 def discover(cloud: Cloud) -> dict[str, str]:
     """What the cloud says about itself (``check-config --discover``): no secret in it."""
     conn = Connection(cloud)
     api = conn.image_api
-    return {"image API": f"v{api.version}" + (f".{api.minor}" if api.minor is not None else ""),
-            "import methods": ", ".join(api.import_methods) or "none",
-            "object store": "yes" if conn.has_service("object-store") else "no"}
+    found = {"image API": f"v{api.version}" + (f".{api.minor}" if api.minor is not None else ""),
+             "import methods": ", ".join(api.import_methods) or "none",
+             "object store": "yes" if conn.has_service("object-store") else "no"}
+    if cloud.profile.compute.api != "none" and conn.has_service("compute"):
+        found["compute microversion"] = conn.compute_version.microversion or "none (v2.1 base)"
+    return found

@@ -17,8 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from keystoneauth1 import adapter as ksa_adapter
+
 from pipeline.cloud import addresses
-from pipeline.cloud.compute import Nova
+from pipeline.cloud.compute import Nova, NovaApi
 from pipeline.cloud.session import Api
 from pipeline.core import errors
 from pipeline.core.waiting import iterate_timeout
@@ -28,7 +30,20 @@ LOG = logging.getLogger(__name__)
 
 
 class Neutron(Api):
+    """Neutron v2.0 at ``endpoint()`` (asked on first use; None: the adapter's own)."""
+
     service = "Neutron"
+
+    def __init__(self, ad: ksa_adapter.Adapter, where: str,
+                 endpoint: Callable[[], str | None] = lambda: None):
+        super().__init__(ad, where)
+        self._endpoint = endpoint
+
+    def call(self, method: str, url: str, **kwargs: Any) -> Any:
+        root = self._endpoint()
+        if root:
+            kwargs.setdefault("endpoint_override", root)
+        return super().call(method, url, **kwargs)
 
     def list(self, collection: str, **params: Any) -> list[dict]:
         key = collection.replace("-", "_")
@@ -53,13 +68,28 @@ class Neutron(Api):
                          step="cleanup").status_code != 404
 
 
-class NovaNetwork(Api):
-    """nova-network's proxies in Nova: same adapter as ``Nova``."""
+class NovaNetwork(NovaApi):
+    """nova-network's proxies in Nova: same adapter and microversion as ``Nova``; they
+    answer only up to 2.35, which ``versions.choose_compute_version`` keeps to."""
 
-    service = "Nova"
+    def call(self, method: str, url: str, **kwargs: Any) -> Any:
+        if not self.version.proxies:
+            raise errors.CloudError(f"Nova {self.version.microversion} has no nova-network "
+                                    f"proxy {url.split('/')[0]}", where=self.where)
+        return super().call(method, url, **kwargs)
 
     def floating_ips(self) -> list[dict]:
         return self.json("GET", "os-floating-ips", "floating_ips")
+
+    def networks(self) -> list[dict]:
+        """The project's networks (os-tenant-networks), named by their label as Neutron's."""
+        return [{"id": n["id"], "name": n.get("label"), "status": "ACTIVE"}
+                for n in self.json("GET", "os-tenant-networks", "networks")]
+
+    def pools(self) -> list[str]:
+        """The floating-IP pools' names (os-floating-ip-pools)."""
+        return [p["name"] for p in self.json("GET", "os-floating-ip-pools",
+                                             "floating_ip_pools")]
 
     def security_groups(self) -> list[dict]:
         return self.json("GET", "os-security-groups", "security_groups")
@@ -174,6 +204,7 @@ class NetworkAccess:
             self._remember("floating_ips", "floatingips", fip["id"])
             address = fip["floating_ip_address"]
         elif self.c.nova_network is not None:
+            pool = addresses.choose_floating_pool(self.c.nova_network.pools(), pool)
             fip = self.c.nova_network.json("POST", "os-floating-ips", "floating_ip",
                                            json={"pool": pool} if pool else {})
             self._remember("floating_ips", "os-floating-ips", str(fip["id"]))

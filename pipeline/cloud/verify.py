@@ -1,7 +1,8 @@
 """Prove an upload: boot it on its cloud, reach it the way that cloud allows, read our build id.
 
 ``verify_image`` is the single call ``VerifyImage`` makes: flavor and network
-(pure choices in ``addresses``), a temporary keypair, our own security group,
+(pure choices in ``addresses``), a temporary keypair (ed25519, or RSA where Nova
+refuses it: ``keys.register_keypair``), our own security group,
 the server (config drive on), ACTIVE within the boot timeout, the external
 address (``addresses.external_ipv4``, or a floating IP we make), a rule for
 the check port opened narrowly for the check only, then SSH: banner, login
@@ -24,10 +25,11 @@ from pipeline.cloud import addresses, reach
 from pipeline.cloud.cleanup import Journal, resource_name, server_metadata
 from pipeline.cloud.compute import console_tail, elapsed
 from pipeline.cloud.connection import Connection
-from pipeline.cloud.keys import temporary_keypair
+from pipeline.cloud.keys import key_directory, register_keypair
 from pipeline.cloud.marks import BuildInfo
 from pipeline.cloud.netaccess import NetworkAccess, checker_address
 from pipeline.cloud.retention import record_failed_verify
+from pipeline.cloud.versions import server_networks
 from pipeline.core.errors import PipelineError, ReachabilityError, VerifyError
 from pipeline.image import vm
 from pipeline.settings.clouds import Cloud
@@ -102,10 +104,10 @@ class _Verify:
                                    server_name=self.name)
 
     def run(self) -> VerifyRecord:
-        with temporary_keypair(self.work_dir, name=self.name) as key:
+        with key_directory(self.work_dir) as keys:
             failure: BaseException | None = None
             try:
-                self._boot_and_check(key)
+                self._boot_and_check(keys)
             except PipelineError as e:
                 failure = e.at(self.where)
                 raise
@@ -116,23 +118,32 @@ class _Verify:
                 self._cleanup(failure)
         return self.record
 
-    def _boot_and_check(self, key) -> None:
-        nova, neutron, rec = self.c.nova, self.c.neutron, self.record
+    def _boot_networks(self) -> list[dict] | None:
+        """The networks to choose from: Neutron's; nova-network's only when one is named
+        (unnamed, nova-network puts the server on the project's networks itself)."""
+        if self.c.neutron is not None:
+            return self.c.neutron.networks()
+        if self.c.nova_network is not None and self.network.network:
+            return self.c.nova_network.networks()
+        return None
+
+    def _boot_and_check(self, keys: Path) -> None:
+        nova, rec = self.c.nova, self.record
         flavor = addresses.choose_flavor(nova.flavors(), self.compute.min_ram_mb,
                                          self.min_disk, self.compute.flavor)
-        networks = neutron.networks() if neutron is not None else None
-        network = addresses.choose_network(networks, self.network.network,
+        network = addresses.choose_network(self._boot_networks(), self.network.network,
                                            self.network.external)
         rec.flavor, rec.network = flavor["name"], network
-        nova.create_keypair(self.name, key.public_key)
+        key = register_keypair(nova.create_keypair, keys, self.name, self.compute.key_type)
         self.keypair = self.name
         self.journal.add("keypairs", "os-keypairs", self.name)
         body: dict[str, Any] = {
             "name": self.name, "imageRef": self.image_id, "flavorRef": flavor["id"],
             "key_name": self.name, "config_drive": self.compute.config_drive,
             "metadata": server_metadata(self.build.build_id)}
-        if network:
-            body["networks"] = [{"uuid": network}]
+        networks = server_networks(network, nova.version)
+        if networks is not None:
+            body["networks"] = networks
         if self.network.security_groups:
             group = self.access.create_group(self.name, f"imagefleet verify of {self.image_id}")
             body["security_groups"] = [{"name": group}]

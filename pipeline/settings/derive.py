@@ -114,6 +114,22 @@ def _merge(base: dict, extra: Mapping) -> dict:
     return out
 
 
+def entry_networks(entry: Mapping[str, Any]) -> dict[str, str]:
+    """What a clouds.yaml ``networks:`` list names, in the profile's words: the network
+    marked ``default_interface`` to boot on, the one marked ``nat_source`` to take
+    floating IPs from (openstacksdk ``CloudRegion.get_default_network``,
+    ``get_nat_source``)."""
+    named: dict[str, str] = {}
+    for net in entry.get("networks") or []:
+        if not isinstance(net, Mapping) or not net.get("name"):
+            continue
+        if net.get("default_interface"):
+            named.setdefault("network", str(net["name"]))
+        if net.get("nat_source"):
+            named.setdefault("floating_network", str(net["name"]))
+    return named
+
+
 def resolve_profile(cloud: str, path: str, settings: Mapping[str, Any],
                     profiles: Mapping[str, Profile], *, entry: Mapping[str, Any],
                     vendor: str | None, vendor_config: Mapping[str, Any],
@@ -140,6 +156,10 @@ def resolve_profile(cloud: str, path: str, settings: Mapping[str, Any],
                               "'imagefleet: {profile: ...}'", file=path, key=f"{key}.profile"
                               ) from e
         profile_path = path
+    named = entry_networks(entry)        # this account's networks: over the vendor's
+    if named:
+        data = _merge(data, {"network": named})
+        sources["network"] = f"clouds.{cloud}.networks over {sources['network']}"
     overrides = settings.get("overrides")
     if overrides:
         data = _merge(data, overrides)

@@ -66,7 +66,8 @@ def render_plan(clouds: list[Cloud]) -> str:
 
 
 def render_discovery(found: dict[str, Any]) -> str:
-    """``--discover``: what each cloud said (image API, import methods, object store)."""
+    """``--discover``: what each cloud said (image API, import methods, object store, the
+    compute microversion negotiated)."""
     lines = []
     for name, facts in found.items():
         lines.append(f"{name}: " + "; ".join(f"{k} {v}" for k, v in facts.items()))

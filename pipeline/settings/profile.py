@@ -114,6 +114,9 @@ class ComputeSection:
     # The hypervisor's devices (virtio, Xen PV, vmxnet3, ENA, Hyper-V) are ones
     # Debian's cloud kernel drives; false for a cloud of emulated e1000/rtl8139 NICs.
     cloud_kernel: bool = True
+    # The test boot's key: ed25519; auto falls back to RSA where Nova refuses it
+    # ("Keypair data is invalid": older releases); rsa offers only RSA.
+    key_type: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -123,8 +126,8 @@ class NetworkSection:
     api: str
     external: str
     floating_ip: str = "auto"
-    network: str | None = None
-    floating_network: str | None = None
+    network: str | None = None              # the network to boot on (neutron, nova-network)
+    floating_network: str | None = None     # external network (neutron) / pool (nova-network)
     routable_cidrs: list[str] = field(default_factory=list)
     check_port: int = 22
     check_cidr: str | None = None           # None: the checker's own address

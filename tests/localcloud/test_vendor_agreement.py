@@ -86,7 +86,8 @@ def test_networks_the_profile_names_exist(pair):
     shape, vendor = pair
     net, theirs = shape.network, vendor["network"]
     if "network" in theirs:
-        assert theirs["network"] in (net.get("external_network"), net.get("tenant_network"))
+        assert theirs["network"] in (net.get("external_network"), net.get("tenant_network"),
+                                     *net["project_networks"])
     if "floating_network" in theirs:
         assert theirs["floating_network"] in (net.get("external_network"),
                                               net.get("floating_pool", "nova"))

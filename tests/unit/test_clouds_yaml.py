@@ -242,3 +242,18 @@ def test_imagefleet_settings_keep_their_types():
     cloud = cloud_from_entry("typed", entry)
     assert cloud.settings["overrides"]["network"]["check_port"] == 2222
     assert cloud.settings["overrides"]["image"]["active_timeout"] == 4.5
+
+
+def test_the_entrys_networks_name_the_boot_network_and_the_pool(config_tree, tmp_path):
+    """openstacksdk's ``networks:`` list: ``default_interface`` is the network to boot on,
+    ``nat_source`` where floating IPs come from; the entry's overrides still win."""
+    networks = [{"name": "backend", "default_interface": True},
+                {"name": "public", "nat_source": True}]
+    overridden = cloud_entry("auro-like", networks=networks)
+    overridden["imagefleet"]["overrides"] = {"network": {"network": "private"}}
+    [auro, other] = _select(config_tree, tmp_path, {
+        "auro": cloud_entry("auro-like", networks=networks), "other": overridden})
+    assert (auro.profile.network.network, auro.profile.network.floating_network) == (
+        "backend", "public")
+    assert _plan(auro)["network"][1].startswith("clouds.auro.networks over ")
+    assert other.profile.network.network == "private"

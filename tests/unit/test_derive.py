@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.settings.derive import derive_network, derive_profile, vendor_facts
+from pipeline.settings.derive import derive_network, derive_profile, entry_networks, vendor_facts
 
 
 def facts(**given):
@@ -64,3 +64,16 @@ def test_the_entry_wins_over_the_vendor_and_defaults_are_no_facts():
                          {"image_format": "vhd", "has_network": False})
     assert found == {"image_format": ("raw", "clouds.yaml"),
                      "has_network": (False, "openstacksdk vendor rackspace")}
+
+
+@pytest.mark.parametrize("networks, expected", [
+    ([{"name": "backend", "default_interface": True}], {"network": "backend"}),
+    ([{"name": "private", "default_interface": True, "nat_destination": True},
+      {"name": "public", "nat_source": True, "routes_externally": True}],
+     {"network": "private", "floating_network": "public"}),
+    ([{"name": "public", "routes_externally": True}], {}),
+    (None, {}),
+])
+def test_clouds_yaml_networks_name_the_boot_network_and_the_floating_source(networks,
+                                                                            expected):
+    assert entry_networks({"networks": networks} if networks else {}) == expected
