@@ -32,8 +32,9 @@ UPLOAD_NEEDS_API = {"task": "v2", "glance-direct": "v2"}
 EXTERNAL_SHAPES = {"public", "floating", "external-network", "routable-port"}
 QUOTA_DEFAULTS = {"instances": 10, "cores": 20, "ram": 51200, "key_pairs": 100,
                   "floating_ips": 10, "ports": 50, "networks": 10, "subnets": 10,
-                  "security_groups": 10, "security_group_rules": 100}
-DEFAULT_COMPUTE = {"config_drive": False, "metadata_service": True}
+                  "security_groups": 10, "security_group_rules": 100, "volumes": 10,
+                  "gigabytes": 1000}
+DEFAULT_COMPUTE = {"config_drive": False, "metadata_service": True, "zero_disk_flavors": False}
 DEFAULT_NETWORK = {"api": "none", "external": "public", "security_groups": False}
 # Glance's limit_param_default and api_limit_max: the page sizes of an image listing.
 DEFAULT_IMAGE_LISTING = {"limit_default": 25, "limit_max": 1000}
@@ -62,7 +63,7 @@ SCHEMA: dict[str, Any] = {
         "auth_type": {"enum": ["password", "application_credential"]},
         "services": {"type": "array", "uniqueItems": True, "contains": {"const": "identity"},
                      "items": {"enum": ["identity", "image", "object-store", "compute",
-                                        "network"]}},
+                                        "network", "block-storage"]}},
         "image_api": {"type": "array", "minItems": 1, "uniqueItems": True,
                       "items": {"enum": ["v1", "v2"]}},
         "catalog": {"enum": ["versioned", "unversioned"]},
@@ -99,6 +100,9 @@ SCHEMA: dict[str, Any] = {
                 # false: nothing answers at 169.254.169.254 (the guest still runs in
                 # its own namespace); docs/vendor-behaviour.md "Metadata service"
                 "metadata_service": {"type": "boolean"},
+                # true: every flavor's root disk is 0 GiB, so Nova boots only
+                # volume-backed servers (needs block-storage); "Boot from volume"
+                "zero_disk_flavors": {"type": "boolean"},
             }},
         "network": {
             "type": "object", "additionalProperties": False,
@@ -210,6 +214,11 @@ def validate(data: Any, source: str = "<data>") -> None:
             raise PersonalityError(f"{source}: upload: {mechanism} needs image API {needed}")
     if data.get("image_import") and "glance-direct" not in data["upload"]:
         raise PersonalityError(f"{source}: image_import needs the glance-direct upload")
+    if (data.get("compute") or {}).get("zero_disk_flavors") and \
+            "block-storage" not in data["services"]:
+        raise PersonalityError(f"{source}: compute.zero_disk_flavors needs block-storage")
+    if "block-storage" in data["services"] and "compute" not in data["services"]:
+        raise PersonalityError(f"{source}: services: block-storage needs compute")
     if "task" in data["upload"] and "object-store" not in data["services"]:
         raise PersonalityError(f"{source}: upload: task needs the object-store service")
     if data["auth_type"] == "application_credential" and "v3" not in data["identity"]:
