@@ -18,6 +18,7 @@ from pipeline.cloud.discovery import ImageApi, discover_image_api
 from pipeline.cloud.glance import Glance
 from pipeline.cloud.netaccess import Clients, Neutron, NovaNetwork
 from pipeline.cloud.session import adapter, has_service, make_session
+from pipeline.cloud.volumes import Cinder
 from pipeline.settings.clouds import Cloud
 
 
@@ -62,6 +63,16 @@ class Connection:
     def network(self) -> ksa_adapter.Adapter:
         return adapter(self.session, self.cloud.config, "network", min_version="2.0",
                        max_version="2.latest")
+
+    @cached_property
+    def block_storage(self) -> ksa_adapter.Adapter:
+        return adapter(self.session, self.cloud.config, "block-storage")
+
+    @cached_property
+    def cinder(self) -> Cinder | None:
+        """Cinder where the catalog lists block storage (any of its names), else None."""
+        return Cinder(self.block_storage, self.where) \
+            if self.has_service("block-storage") else None
 
     @cached_property
     def clients(self) -> Clients:

@@ -114,6 +114,10 @@ class ComputeSection:
     # The hypervisor's devices (virtio, Xen PV, vmxnet3, ENA, Hyper-V) are ones
     # Debian's cloud kernel drives; false for a cloud of emulated e1000/rtl8139 NICs.
     cloud_kernel: bool = True
+    # Boot the test server from a volume made from the image (Cinder): "auto" when
+    # every usable flavor has a zero root disk (Nova boots no image-backed server
+    # then), "always", or "never" (pipeline/cloud/volumes.py needs_volume).
+    boot_from_volume: str = "auto"
 
 
 @dataclass(frozen=True)
