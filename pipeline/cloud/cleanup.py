@@ -25,7 +25,7 @@ from pipeline.cloud.marks import BUILD, MANAGED
 from pipeline.cloud.netaccess import Clients, delete_group
 from pipeline.cloud.session import cloud_errors
 from pipeline.cloud.volumes import Cinder
-from pipeline.core import atomicfile
+from pipeline.core import atomicfile, errors
 from pipeline.settings.clouds import Cloud, file_name
 
 LOG = logging.getLogger(__name__)
@@ -136,6 +136,14 @@ def _volumes(cinder: Cinder | None, removed: dict[str, list[str]],
                 removed["volumes"].append(volume["id"])
 
 
+def _listed(neutron: Any, collection: str) -> list[dict]:
+    """A Neutron listing; [] where the cloud lacks the extension (no L3 router: 404)."""
+    try:
+        return neutron.list(collection)
+    except errors.NotFound:
+        return []
+
+
 def _network(c: Clients, removed: dict[str, list[str]], logged: list[tuple[Path, dict]],
              timeout: float, poll: float) -> None:
     journaled = {(m["collection"], m["id"]) for _, data in logged for m in data["made"]}
@@ -144,7 +152,7 @@ def _network(c: Clients, removed: dict[str, list[str]], logged: list[tuple[Path,
             if is_our_name(rule.get("description")) and \
                     c.neutron.delete("security-group-rules", rule["id"]):
                 removed["security_group_rules"].append(rule["id"])
-        for fip in c.neutron.list("floatingips"):
+        for fip in _listed(c.neutron, "floatingips"):
             if (is_our_name(fip.get("description")) or ("floatingips", fip["id"]) in journaled) \
                     and c.neutron.delete("floatingips", fip["id"]):
                 removed["floating_ips"].append(fip["floating_ip_address"])

@@ -221,7 +221,7 @@ class _Verify:
         self.journal.add("volumes", "volumes", self.volume_id)
         LOG.info("%s: volume %s (%d GiB) from image %s", self.where, self.volume_id,
                  rec.volume_gb, self.image_id)
-        cinder.wait_available(self.volume_id, self.timeout, self.poll)
+        cinder.wait_available(self.volume_id, self.image_id, self.timeout, self.poll)
         rec.seconds_to_volume = elapsed(started)
         return self.volume_id
 

@@ -87,7 +87,8 @@ class Cinder(Api):
         return self.call("DELETE", f"volumes/{volume_id}", ok=(404,),
                          step="cleanup").status_code != 404
 
-    def wait_available(self, volume_id: str, timeout: float, poll: float) -> dict:
+    def wait_available(self, volume_id: str, image_id: str, timeout: float,
+                       poll: float) -> dict:
         """The volume once ``available``; an error status is a ``BootError`` saying which."""
         status = "unknown"
         try:
@@ -103,7 +104,7 @@ class Cinder(Api):
                 if status in FAILED:
                     raise errors.BootError(
                         f"volume {volume_id} ({volume.get('size')} GiB) went to {status} "
-                        f"while Cinder wrote image {_image_of(volume)} into it",
+                        f"while Cinder wrote image {image_id} into it",
                         where=self.where, step="volume")
         except errors.WaitTimeout as e:
             raise errors.BootError(f"volume {volume_id} was still {status} after "
@@ -132,10 +133,6 @@ class Cinder(Api):
         deleted = status == "deleting" or self.delete_volume(volume_id)
         self.wait_gone(volume_id, timeout, poll)
         return deleted
-
-
-def _image_of(volume: Json) -> str:
-    return str((volume.get("volume_image_metadata") or {}).get("image_id") or "?")
 
 
 def image_sizes(glance: Api, version: str, image_id: str) -> tuple[int | None, int | None,
