@@ -115,3 +115,23 @@ def test_a_prebuilt_image_with_build_id_names_both_other_checks(config_tree):
 ])
 def test_the_report_says_which_check_ran(row, note):
     assert check_note(row) == note
+
+
+@pytest.mark.parametrize("overrides, value, source", [
+    (None, "image, or a volume if every flavor has zero disk", "imagefleet profile ovh-like"),
+    ({"compute": {"boot_from_volume": "always"}}, "from a volume made from the image",
+     "clouds.x.imagefleet.overrides over imagefleet profile ovh-like"),
+])
+def test_check_config_says_how_the_test_boot_gets_its_disk(config_tree, tmp_path, overrides,
+                                                           value, source):
+    from pipeline.settings.clouds import load_clouds, select_clouds
+    from pipeline.settings.config import load_profiles
+    from pipeline.settings.plan import plan_rows
+    from tests.conftest import cloud_entry, write_clouds_yaml
+    entry = cloud_entry("ovh-like")
+    if overrides:
+        entry["imagefleet"]["overrides"] = overrides
+    config = load_pipeline(config_tree / "pipeline.yaml")
+    (cloud,) = select_clouds(config, load_profiles(config.vendors_dir),
+                             load_clouds(write_clouds_yaml(tmp_path / "c.yaml", {"x": entry})))
+    assert ("boot", value, source) in plan_rows(cloud)
