@@ -30,6 +30,7 @@ from tests.localcloud.cloudops import (
 from tests.localcloud.conftest import make_session, wait_for
 from tests.localcloud.tinyimage import tiny_image
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 CLOUD = "ovh-like"
 ZERO_DISK = "Only volume-backed servers are allowed for flavors with zero disk."
 GIB = 1 << 30
@@ -171,3 +172,20 @@ def test_zero_disk_flavors_boot_only_from_a_volume(zd, sess, volumes, image_id):
     assert wait_volume(volumes, vid, "available")["attachments"] == []
     volumes.delete(f"/volumes/{vid}")
     wait_for(lambda: volumes.get(f"/volumes/{vid}", raise_exc=False).status_code == 404)
+
+
+def test_openstacksdk_makes_waits_for_and_deletes_a_volume(zd, image_id):
+    """The stock client finds Cinder by discovery and parses its bodies and errors."""
+    import openstack
+    config = openstack.config.OpenStackConfig(config_files=[str(zd.clouds_yaml)])
+    sdk = openstack.connection.Connection(config=config.get_one(CLOUD))
+    made = sdk.block_storage.create_volume(size=1, name="sdk", image_id=image_id)
+    made = sdk.block_storage.wait_for_status(made, "available", interval=0.2, wait=60)
+    assert made.is_bootable and made.size == 1
+    with pytest.raises(openstack.exceptions.HttpException) as caught:
+        sdk.block_storage.create_volume(size=5000)
+    assert caught.value.status_code == 413
+    assert "exceeds allowed gigabytes quota" in str(caught.value)
+    sdk.block_storage.delete_volume(made)
+    sdk.block_storage.wait_for_delete(made, interval=0.2, wait=60)
+    assert "volumes" not in zd.leftovers(CLOUD)
