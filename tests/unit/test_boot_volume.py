@@ -135,3 +135,13 @@ def test_check_config_says_how_the_test_boot_gets_its_disk(config_tree, tmp_path
     (cloud,) = select_clouds(config, load_profiles(config.vendors_dir),
                              load_clouds(write_clouds_yaml(tmp_path / "c.yaml", {"x": entry})))
     assert ("boot", value, source) in plan_rows(cloud)
+
+
+def test_the_html_row_names_the_check_that_ran():
+    from pipeline.run.report import cloud_row, make_report, render_html
+    verify = {"check": "cloud-only", "volume_gb": 2, "seconds_to_active": 3.0}
+    row = cloud_row("zd", "ovh-like", "qcow2", build={}, convert={}, local_boot={},
+                    upload={"image_id": "i"}, verify=verify, error=None, failed_stage=None)
+    page = render_html(make_report("r", "b", [row]))
+    assert "check cloud-only (cloud-only: ACTIVE, not reached from here; booted from a " \
+           "2 GiB volume)" in page
