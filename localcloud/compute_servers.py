@@ -2,8 +2,8 @@
 
 Creating a server allocates its ports (the personality's default networks, or
 the ``networks`` asked for), then a background build waits for a boot slot and
-starts a real qemu guest on the image's bytes; ACTIVE means qemu runs, as in
-Nova. The faults ``slow_build``, ``server_error`` and ``no_answer`` are taken
+starts a real qemu guest on the image's bytes (or on its root volume's:
+``compute_volumes``); ACTIVE means qemu runs, as in Nova. The faults ``slow_build``, ``server_error`` and ``no_answer`` are taken
 by the create request; the guest's death makes the server SHUTOFF (clean
 power-off) or ERROR.
 """
