@@ -73,14 +73,18 @@ def flavor_view(request: web.Request, f: dict, detail: bool = True) -> dict:
     return view
 
 
+def zero_disk(request: web.Request) -> bool:
+    return request.app["cloud"].personality.compute["zero_disk_flavors"]
+
+
 async def flavors_list(request: web.Request) -> web.Response:
     detail = request.path.endswith("/detail")
-    return json_response({"flavors": [flavor_view(request, flavor(row[0]), detail)
-                                      for row in FLAVORS]})
+    return json_response({"flavors": [flavor_view(request, flavor(row[0], zero_disk(request)),
+                                                  detail) for row in FLAVORS]})
 
 
 async def flavor_show(request: web.Request) -> web.Response:
-    f = flavor(request.match_info["flavor_id"])
+    f = flavor(request.match_info["flavor_id"], zero_disk(request))
     if f is None:
         raise HTTPFault(404, f"Flavor {request.match_info['flavor_id']} could not be found.")
     return json_response({"flavor": flavor_view(request, f)})

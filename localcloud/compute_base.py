@@ -35,8 +35,11 @@ def link(request: web.Request, path: str) -> list[dict]:
             {"rel": "bookmark", "href": f"{cloud.base_url}{PREFIX}/{pid}/{path}"}]
 
 
-def flavor(fid: str) -> dict | None:
+def flavor(fid: str, zero_disk: bool = False) -> dict | None:
+    """``zero_disk``: the personality's ``compute.zero_disk_flavors`` (every root disk 0 GiB,
+    so only volume-backed servers boot: ``compute_volumes``)."""
     for row in FLAVORS:
         if row[0] == fid:
-            return dict(zip(("id", "name", "ram", "vcpus", "disk"), row, strict=True))
+            found = dict(zip(("id", "name", "ram", "vcpus", "disk"), row, strict=True))
+            return dict(found, disk=0) if zero_disk else found
     return None

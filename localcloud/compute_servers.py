@@ -2,8 +2,8 @@
 
 Creating a server allocates its ports (the personality's default networks, or
 the ``networks`` asked for), then a background build waits for a boot slot and
-starts a real qemu guest on the image's bytes; ACTIVE means qemu runs, as in
-Nova. The faults ``slow_build``, ``server_error`` and ``no_answer`` are taken
+starts a real qemu guest on the image's bytes (or on its root volume's:
+``compute_volumes``); ACTIVE means qemu runs, as in Nova. The faults ``slow_build``, ``server_error`` and ``no_answer`` are taken
 by the create request; the guest's death makes the server SHUTOFF (clean
 power-off) or ERROR.
 """
@@ -18,7 +18,16 @@ import uuid
 
 from aiohttp import web
 
-from localcloud import compute_novanet, compute_version, configdrive, metadata, netmodel, quotas
+from localcloud import (
+    compute_novanet,
+    compute_version,
+    compute_volumes,
+    configdrive,
+    metadata,
+    netmodel,
+    quotas,
+)
+from localcloud import volume as volumes
 from localcloud.cloud import Cloud
 from localcloud.compute_base import flavor, link
 from localcloud.guests import BootError, BootSpec, Guest
@@ -38,8 +47,8 @@ def server_view(request: web.Request, doc: dict, detail: bool = True) -> dict:
     view.update({
         "status": doc["status"], "tenant_id": doc["tenant_id"], "user_id": doc["user_id"],
         "metadata": doc["metadata"], "hostId": doc["hostId"] if doc["status"] != "BUILD"
-        else "", "image": {"id": doc["image_id"], "links": link(request,
-                                                                f"images/{doc['image_id']}")},
+        else "", "image": "" if not doc["image_id"] else {   # "": booted from a volume
+            "id": doc["image_id"], "links": link(request, f"images/{doc['image_id']}")},
         "flavor": {"id": doc["flavor_id"], "links": link(request,
                                                          f"flavors/{doc['flavor_id']}")},
         "created": iso(doc["_created"]), "updated": iso(doc["_updated"]),
@@ -50,7 +59,8 @@ def server_view(request: web.Request, doc: dict, detail: bool = True) -> dict:
         "OS-EXT-STS:vm_state": doc["vm_state"], "OS-EXT-STS:task_state": doc["task_state"],
         "OS-EXT-STS:power_state": POWER.get(doc["status"], 0),
         "OS-SRV-USG:launched_at": iso(doc["_launched"], micro=True, zulu=False),
-        "OS-SRV-USG:terminated_at": None, "os-extended-volumes:volumes_attached": [],
+        "OS-SRV-USG:terminated_at": None,
+        "os-extended-volumes:volumes_attached": compute_volumes.attached(doc),
         "security_groups": [{"name": g} for g in groups]})
     if doc.get("fault"):
         view["fault"] = doc["fault"]
@@ -112,19 +122,6 @@ def _image(cloud: Cloud, ref: object) -> dict:
     if doc["status"] != "active":
         raise HTTPFault(400, f"Image {image_id} is not active.")
     return doc
-
-
-def check_networks(asked: object, version: compute_version.Version) -> None:
-    """The request schema's part (checked first, as Nova's schema is): from 2.37
-    ``networks`` is required and may be ``auto`` or ``none``; before, only a list."""
-    if version >= compute_version.NETWORKS_REQUIRED:
-        if asked is None:
-            raise HTTPFault(400, "Invalid input for field/attribute server. Value: {...}. "
-                                 "'networks' is a required property")
-        if isinstance(asked, str) and asked not in ("auto", "none"):
-            raise HTTPFault(400, "Invalid input for field/attribute networks.")
-    elif isinstance(asked, str):
-        raise HTTPFault(400, "Invalid input for field/attribute networks.")
 
 
 def _networks(cloud: Cloud, asked: object, groups: list[str] | None) -> list[dict]:
@@ -208,12 +205,13 @@ async def server_create(request: web.Request) -> web.Response:
     body = (await read_json(request) or {}).get("server")
     if not isinstance(body, dict) or not isinstance(body.get("name"), str):
         raise HTTPFault(400, "Invalid input for field/attribute server.")
-    check_networks(body.get("networks"), compute_version.of(request))
-    image = _image(cloud, body.get("imageRef"))
+    compute_version.check_networks(body.get("networks"), compute_version.of(request))
     flavor_id = str(body.get("flavorRef") or "").rstrip("/").rsplit("/", 1)[-1]
-    f = flavor(flavor_id)
+    f = flavor(flavor_id, cloud.personality.compute["zero_disk_flavors"])
     if f is None:
         raise HTTPFault(400, "Invalid flavorRef provided.")
+    root = compute_volumes.root_volume(cloud, body, f)
+    image = None if root else _image(cloud, body.get("imageRef"))
     key_name = body.get("key_name")
     if key_name is not None and netmodel.get(cloud, "keypair", key_name) is None:
         raise HTTPFault(400, "Invalid key_name provided.")
@@ -227,7 +225,8 @@ async def server_create(request: web.Request) -> web.Response:
     groups = _groups(cloud, body.get("security_groups"))
     now = time.time()
     doc = {"id": str(uuid.uuid4()), "name": body["name"], "status": "BUILD",
-           "vm_state": "building", "task_state": "scheduling", "image_id": image["id"],
+           "vm_state": "building", "task_state": "scheduling", "_volume": root,
+           "image_id": image["id"] if image else "",
            "flavor_id": f["id"], "key_name": key_name, "metadata": body.get("metadata") or {},
            "config_drive": config_drive or cloud.personality.compute["config_drive"],
            "tenant_id": cloud.credentials["project_id"],
@@ -242,6 +241,8 @@ async def server_create(request: web.Request) -> web.Response:
             "error": take_fault(request, "server_error"),
             "silent": take_fault(request, "no_answer")}
     save(cloud, doc)
+    if root:
+        volumes.attach(cloud, root["id"], doc["id"])
     cloud.spawn(build(cloud, doc["id"], plan))
     view = {"id": doc["id"], "links": server_view(request, doc, detail=False)["links"],
             "OS-DCF:diskConfig": "MANUAL", "adminPass": uuid.uuid4().hex[:12],
@@ -259,9 +260,14 @@ def _fail(cloud: Cloud, doc: dict, message: str, details: str = "") -> None:
 
 
 def boot_spec(cloud: Cloud, doc: dict, ports: list[dict]) -> BootSpec:
-    image = cloud.store.get_record(cloud.name, "image", doc["image_id"])
-    if image is None or not image.get("_blob"):
-        raise BootError(f"Image {doc['image_id']} has no data to boot from.")
+    if doc.get("_volume"):        # the guest runs on the volume's raw file itself
+        image = {"_blob": "", "disk_format": "raw", "properties": {}}
+        disk = volumes.volume_file(cloud, doc["_volume"]["id"])
+    else:
+        image = cloud.store.get_record(cloud.name, "image", doc["image_id"])
+        if image is None or not image.get("_blob"):
+            raise BootError(f"Image {doc['image_id']} has no data to boot from.")
+        disk = cloud.store.blob_path(image["_blob"])
     blob = cloud.store.blob_path
 
     def part(key: str):
@@ -286,7 +292,8 @@ def boot_spec(cloud: Cloud, doc: dict, ports: list[dict]) -> BootSpec:
     drive = configdrive.write(directory / "disk.config", files) if doc["config_drive"] else None
     served = (metadata.documents(files, user_data)
               if cloud.personality.compute["metadata_service"] else None)
-    return BootSpec(image=blob(image["_blob"]), disk_format=image["disk_format"],
+    return BootSpec(image=disk, disk_format=image["disk_format"],
+                    volume=bool(doc.get("_volume")),
                     memory_mb=doc["_ram"], cpus=doc["_vcpus"], mac=mac,
                     config_drive=drive, metadata=served, kernel=kernel,
                     ramdisk=part("ramdisk_id") if kernel else None)
@@ -351,6 +358,9 @@ async def server_delete(request: web.Request) -> web.Response:
 
 async def _delete(cloud: Cloud, server_id: str) -> None:
     await cloud.hypervisor.stop(server_id)
+    doc = netmodel.get(cloud, "server", server_id)
+    if doc is not None:
+        compute_volumes.release(cloud, doc)
     netmodel.release_server(cloud, server_id)
     await netmodel.refresh(cloud)
     await asyncio.to_thread(cloud.hypervisor.forget, server_id)

@@ -103,3 +103,16 @@ async def version_headers(request: web.Request, response: web.StreamResponse) ->
 
 
 REQUEST_CHECKS["compute"] = check
+
+
+def check_networks(asked: object, version: Version) -> None:
+    """The request schema's part (checked first, as Nova's schema is): from 2.37
+    ``networks`` is required and may be ``auto`` or ``none``; before, only a list."""
+    if version >= NETWORKS_REQUIRED:
+        if asked is None:
+            raise HTTPFault(400, "Invalid input for field/attribute server. Value: {...}. "
+                                 "'networks' is a required property")
+        if isinstance(asked, str) and asked not in ("auto", "none"):
+            raise HTTPFault(400, "Invalid input for field/attribute networks.")
+    elif isinstance(asked, str):
+        raise HTTPFault(400, "Invalid input for field/attribute networks.")

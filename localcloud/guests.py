@@ -72,6 +72,7 @@ class BootSpec:
     kernel: Path | None = None        # AMI-style images: booted with -kernel/-initrd
     ramdisk: Path | None = None
     append: str = "root=/dev/vda console=ttyS0"
+    volume: bool = False              # ``image`` is a raw volume the guest writes itself
 
 
 @dataclass
@@ -132,10 +133,11 @@ def qemu_argv(spec: BootSpec, accel: list[str], overlay: Path, console: Path, po
         nic = f"restrict=off,hostfwd=tcp:{host}:{port}-:22"
     else:
         nic = f"restrict=on,hostfwd=tcp:{HOST}:{port}-:22"
+    disk = f"file={spec.image},format=raw" if spec.volume else f"file={overlay},format=qcow2"
     argv = [QEMU, "-name", name, *accel, "-machine", "pc", "-m", str(memory),
             "-smp", str(max(1, min(spec.cpus, 2))), "-nodefaults", "-display", "none",
             "-monitor", "none", "-no-reboot", "-rtc", "base=utc", "-serial", f"file:{console}",
-            "-drive", f"file={overlay},format=qcow2,if=none,id=disk0,cache=unsafe",
+            "-drive", f"{disk},if=none,id=disk0,cache=unsafe",
             "-device", "virtio-blk-pci,drive=disk0,bootindex=0",
             "-nic", f"user,model=virtio-net-pci,mac={spec.mac},{nic}",
             "-object", "rng-random,id=rng0,filename=/dev/urandom",
@@ -210,9 +212,10 @@ class Hypervisor:
             decision = await self.decision()
             directory = self.directory(server_id)
             directory.mkdir(parents=True, exist_ok=True)
-            await _run([QEMU_IMG, "create", "-q", "-f", "qcow2", "-F",
-                        QEMU_DRIVERS.get(spec.disk_format, spec.disk_format), "-b",
-                        str(spec.image.resolve()), str(directory / "disk.qcow2")])
+            if not spec.volume:
+                await _run([QEMU_IMG, "create", "-q", "-f", "qcow2", "-F",
+                            QEMU_DRIVERS.get(spec.disk_format, spec.disk_format), "-b",
+                            str(spec.image.resolve()), str(directory / "disk.qcow2")])
             guest = Guest(server_id, directory, 0, None, 0.0, decision.accel)
             await self._network(guest, spec)
             await self._start(guest, spec)

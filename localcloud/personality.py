@@ -32,11 +32,13 @@ UPLOAD_NEEDS_API = {"task": "v2", "glance-direct": "v2"}
 EXTERNAL_SHAPES = {"public", "floating", "external-network", "routable-port"}
 QUOTA_DEFAULTS = {"instances": 10, "cores": 20, "ram": 51200, "key_pairs": 100,
                   "floating_ips": 10, "ports": 50, "networks": 10, "subnets": 10,
-                  "security_groups": 10, "security_group_rules": 100}
+                  "security_groups": 10, "security_group_rules": 100, "volumes": 10,
+                  "gigabytes": 1000}
 # max_microversion: the newest Nova microversion served ("2.1": none past the v2.1 base);
-# ed25519_keys false: Nova refuses ed25519 public keys (400 "Keypair data is invalid")
+# ed25519_keys false: Nova refuses ed25519 public keys (400 "Keypair data is invalid");
+# zero_disk_flavors: every flavor's root disk is 0 GiB (volume-backed servers only)
 DEFAULT_COMPUTE = {"config_drive": False, "metadata_service": True, "max_microversion": "2.1",
-                   "ed25519_keys": True}
+                   "ed25519_keys": True, "zero_disk_flavors": False}
 # project_networks: more networks the project sees, each one a server may boot on;
 # version_document false: Neutron's version discovery answers 404 (only /v2.0/... works)
 DEFAULT_NETWORK = {"api": "none", "external": "public", "security_groups": False,
@@ -68,7 +70,7 @@ SCHEMA: dict[str, Any] = {
         "auth_type": {"enum": ["password", "application_credential"]},
         "services": {"type": "array", "uniqueItems": True, "contains": {"const": "identity"},
                      "items": {"enum": ["identity", "image", "object-store", "compute",
-                                        "network"]}},
+                                        "network", "block-storage"]}},
         "image_api": {"type": "array", "minItems": 1, "uniqueItems": True,
                       "items": {"enum": ["v1", "v2"]}},
         "catalog": {"enum": ["versioned", "unversioned"]},
@@ -109,6 +111,9 @@ SCHEMA: dict[str, Any] = {
                 "max_microversion": {"type": "string", "pattern": "^2\\.[0-9]+$"},
                 # docs/vendor-behaviour.md "ed25519 keys refused"
                 "ed25519_keys": {"type": "boolean"},
+                # true: every flavor's root disk is 0 GiB, so Nova boots only
+                # volume-backed servers (needs block-storage); "Boot from volume"
+                "zero_disk_flavors": {"type": "boolean"},
             }},
         "network": {
             "type": "object", "additionalProperties": False,
@@ -225,6 +230,11 @@ def validate(data: Any, source: str = "<data>") -> None:
             raise PersonalityError(f"{source}: upload: {mechanism} needs image API {needed}")
     if data.get("image_import") and "glance-direct" not in data["upload"]:
         raise PersonalityError(f"{source}: image_import needs the glance-direct upload")
+    if (data.get("compute") or {}).get("zero_disk_flavors") and \
+            "block-storage" not in data["services"]:
+        raise PersonalityError(f"{source}: compute.zero_disk_flavors needs block-storage")
+    if "block-storage" in data["services"] and "compute" not in data["services"]:
+        raise PersonalityError(f"{source}: services: block-storage needs compute")
     if "task" in data["upload"] and "object-store" not in data["services"]:
         raise PersonalityError(f"{source}: upload: task needs the object-store service")
     if data["auth_type"] == "application_credential" and "v3" not in data["identity"]:

@@ -1,7 +1,8 @@
 """Quotas: the personality's limits (or the admin API's), what is in use, and exhaustion.
 
-Both APIs ask ``exceeded`` and raise their own error shape: Nova 403 ``forbidden``
-("Quota exceeded for instances: ..."), Neutron 409 ``OverQuota``. The
+Each API asks ``exceeded`` and raises its own error shape: Nova 403 ``forbidden``
+("Quota exceeded for instances: ..."), Neutron 409 ``OverQuota``, Cinder 413
+``overLimit``. The
 ``quota_exceeded`` fault makes a resource count as exhausted for the matching
 request, whatever is really in use.
 """
@@ -36,6 +37,9 @@ USAGE: dict[str, Callable[[Cloud], int]] = {
     "subnets": _user_records("subnet"),
     "security_groups": _user_records("secgroup"),
     "security_group_rules": _user_records("secrule"),
+    "volumes": lambda cloud: len(cloud.store.list_records(cloud.name, "volume")),
+    "gigabytes": lambda cloud: sum(v["size"] for v in
+                                   cloud.store.list_records(cloud.name, "volume")),
 }
 
 

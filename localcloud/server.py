@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 from aiohttp import web
 
-from localcloud import admin, compute, identity, image, netmodel, network, object
+from localcloud import admin, compute, identity, image, netmodel, network, object, volume
 from localcloud.cloud import HOST, Cloud, load_credentials
 from localcloud.faults import FaultError, FaultRegistry
 from localcloud.forwarding import Forwarder
@@ -45,7 +45,8 @@ def _claimed_at(slot: int) -> float:
         return (SLOT_DIR / f"{slot}.lock").stat().st_mtime
     except OSError:
         return 0.0
-SERVICES = {m.SERVICE.type: m.SERVICE for m in (identity, image, object, compute, network)}
+SERVICES = {m.SERVICE.type: m.SERVICE for m in (identity, image, object, compute, network,
+                                                 volume)}
 DEFAULT_TOKEN_TTL = 3600
 SWEEP_EVERY = 1.0
 SHUTDOWN_GRACE = 2.0        # seconds in-flight requests get when the local cloud stops

@@ -45,6 +45,6 @@ class LocalBoot(BuildTask):
                             timeout=localboot().timeout, accel_setting=config.accel,
                             accel_cache=self.layout.accel_cache,
                             stall_timeout=config.accel_stall_timeout,
-                            login=config.verify_check == "build-id")
+                            login=config.local_login)
         with self.output().open("w") as f:
             json.dump(record, f, indent=2, sort_keys=True)

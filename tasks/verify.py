@@ -40,6 +40,6 @@ class VerifyImage(CloudTask):
                               work_dir=self.layout.verify_dir(self.build_id),
                               min_disk_gb=int(self.pipeline_config.size),
                               journal_dir=self.layout.journal,
-                              login=self.pipeline_config.verify_check == "build-id")
+                              check=self.pipeline_config.verify_check)
         with self.output().open("w") as f:
             json.dump(record.to_dict(), f, indent=2, sort_keys=True)

@@ -1,12 +1,13 @@
 """What a verify run leaves if it is killed, and the sweeper that removes it.
 
 Everything a verify run makes is recognisably ours: its name starts with
-``imagefleet-verify-`` (servers, keypairs, security groups; Neutron rules and
-floating IPs carry it as their description) and servers also carry the
-metadata ``imagefleet_managed: "true"``.  nova-network floating IPs have no
+``imagefleet-verify-`` (servers, boot volumes, keypairs, security groups;
+Neutron rules and floating IPs carry it as their description) and servers and
+volumes also carry the metadata ``imagefleet_managed: "true"``.  nova-network floating IPs have no
 name or description, so each run also keeps a journal of the ids it made
 (``<work_dir>/journal/<cloud>-<name>.json``), written as soon as each exists.
-``sweep`` deletes exactly those, servers first, and says what it removed.
+``sweep`` deletes exactly those, servers first (then the volumes they booted
+from are detached), and says what it removed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from pipeline.cloud.connection import Connection
 from pipeline.cloud.marks import BUILD, MANAGED
 from pipeline.cloud.netaccess import Clients, delete_group
 from pipeline.cloud.session import cloud_errors
-from pipeline.core import atomicfile
+from pipeline.cloud.volumes import Cinder
+from pipeline.core import atomicfile, errors
 from pipeline.settings.clouds import Cloud, file_name
 
 LOG = logging.getLogger(__name__)
@@ -45,7 +47,8 @@ def is_our_name(name: Any) -> bool:
 
 
 def is_our_server(server: Mapping[str, Any]) -> bool:
-    """Named by us and marked by us: a server of someone else's never matches both."""
+    """Named by us and marked by us: a server (or volume) of someone else's never matches
+    both."""
     return is_our_name(server.get("name")) and \
         (server.get("metadata") or {}).get(MANAGED) == "true"
 
@@ -90,13 +93,15 @@ def sweep(cloud: Cloud, *, connection: Connection | None = None,
     """
     if cloud.profile.compute.api == "none":
         return {}
-    c = (connection or Connection(cloud)).clients
-    removed: dict[str, list[str]] = {"servers": [], "floating_ips": [],
+    conn = connection or Connection(cloud)
+    c = conn.clients
+    removed: dict[str, list[str]] = {"servers": [], "volumes": [], "floating_ips": [],
                                      "security_group_rules": [], "security_groups": [],
                                      "keypairs": []}
     logged = journals(journal_dir, cloud.name)
     with cloud_errors(cloud.name, "cleanup"):
         _servers(c, removed, timeout, poll)
+        _volumes(conn.cinder, removed, logged, timeout, poll)
         _network(c, removed, logged, timeout, poll)
         for pair in c.nova.keypairs():
             if is_our_name(pair.get("name")) and c.nova.delete_keypair(pair["name"]):
@@ -118,6 +123,27 @@ def _servers(c: Clients, removed: dict[str, list[str]], timeout: float, poll: fl
         c.nova.wait_gone(server["id"], timeout, poll)
 
 
+def _volumes(cinder: Cinder | None, removed: dict[str, list[str]],
+             logged: list[tuple[Path, dict]], timeout: float, poll: float) -> None:
+    """Our boot volumes: named and marked by us, or in a journal; after their servers."""
+    if cinder is None:
+        return
+    journaled = {m["id"] for _, data in logged for m in data["made"]
+                 if m["collection"] == "volumes"}
+    for volume in cinder.volumes():
+        if is_our_server(volume) or volume["id"] in journaled:
+            if cinder.delete_when_detached(volume["id"], timeout, poll):
+                removed["volumes"].append(volume["id"])
+
+
+def _listed(neutron: Any, collection: str) -> list[dict]:
+    """A Neutron listing; [] where the cloud lacks the extension (no L3 router: 404)."""
+    try:
+        return neutron.list(collection)
+    except errors.NotFound:
+        return []
+
+
 def _network(c: Clients, removed: dict[str, list[str]], logged: list[tuple[Path, dict]],
              timeout: float, poll: float) -> None:
     journaled = {(m["collection"], m["id"]) for _, data in logged for m in data["made"]}
@@ -126,7 +152,7 @@ def _network(c: Clients, removed: dict[str, list[str]], logged: list[tuple[Path,
             if is_our_name(rule.get("description")) and \
                     c.neutron.delete("security-group-rules", rule["id"]):
                 removed["security_group_rules"].append(rule["id"])
-        for fip in c.neutron.list("floatingips"):
+        for fip in _listed(c.neutron, "floatingips"):
             if (is_our_name(fip.get("description")) or ("floatingips", fip["id"]) in journaled) \
                     and c.neutron.delete("floatingips", fip["id"]):
                 removed["floating_ips"].append(fip["floating_ip_address"])

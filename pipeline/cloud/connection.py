@@ -19,6 +19,7 @@ from pipeline.cloud.glance import Glance
 from pipeline.cloud.netaccess import Clients, Neutron, NovaNetwork
 from pipeline.cloud.session import adapter, cloud_errors, has_service, make_session
 from pipeline.cloud.versions import ComputeVersion, choose_compute_version, neutron_endpoint
+from pipeline.cloud.volumes import Cinder
 from pipeline.core import errors
 from pipeline.settings.clouds import Cloud
 
@@ -91,6 +92,16 @@ class Connection:
             raise errors.EndpointNotFound("no network endpoint in the catalog",
                                           where=self.where, step="discovery")
         return neutron_endpoint(catalog)
+
+    @cached_property
+    def block_storage(self) -> ksa_adapter.Adapter:
+        return adapter(self.session, self.cloud.config, "block-storage")
+
+    @cached_property
+    def cinder(self) -> Cinder | None:
+        """Cinder where the catalog lists block storage (any of its names), else None."""
+        return Cinder(self.block_storage, self.where) \
+            if self.has_service("block-storage") else None
 
     @cached_property
     def clients(self) -> Clients:

@@ -10,6 +10,11 @@ with the key, ``cat /etc/imagefleet-build``.  Whatever happens, the ``finally``
 removes the rule, the server, the floating IPs and group we made and the
 keypair.  ``local_boot`` runs the same check on a converted file in qemu
 here, so a broken image never reaches a cloud.
+
+Where every flavor has a zero root disk (``volumes.needs_volume``) the server
+boots from a volume made from the image, deleted after the server.  The check
+``cloud-only`` stops at what the cloud shows: ACTIVE and the console (no
+address, no rule, no keypair, no SSH), for a cloud this host cannot reach.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.cloud import addresses, reach
+from pipeline.cloud import addresses, reach, volumes
 from pipeline.cloud.cleanup import Journal, resource_name, server_metadata
 from pipeline.cloud.compute import console_tail, elapsed
 from pipeline.cloud.connection import Connection
@@ -30,7 +35,8 @@ from pipeline.cloud.marks import BuildInfo
 from pipeline.cloud.netaccess import NetworkAccess, checker_address
 from pipeline.cloud.retention import record_failed_verify
 from pipeline.cloud.versions import server_networks
-from pipeline.core.errors import PipelineError, ReachabilityError, VerifyError
+from pipeline.core.errors import PipelineError, ReachabilityError, VerifyError, WaitTimeout
+from pipeline.core.waiting import iterate_timeout
 from pipeline.image import vm
 from pipeline.settings.clouds import Cloud
 from pipeline.settings.profile import ComputeSection
@@ -38,6 +44,8 @@ from pipeline.settings.profile import ComputeSection
 LOG = logging.getLogger(__name__)
 
 LOGIN_USER = "debian"              # elements/imagefleet-base/README.rst
+CHECKS = ("build-id", "ssh-banner", "cloud-only")   # pipeline.yaml verify.check
+CONSOLE_WAIT = 30.0                # seconds cloud-only waits for console output
 DEFAULT_BOOT_TIMEOUT = ComputeSection.boot_timeout     # a local boot gets a cloud's default
 
 
@@ -62,6 +70,11 @@ class VerifyRecord:
     build_id: str | None = None
     banner: str | None = None
     host_key: str | None = None
+    check: str | None = None            # which of CHECKS ran
+    console: list[str] | None = None    # cloud-only: the console's last lines ([]: none)
+    boot_volume: str | None = None      # the volume the server booted from
+    volume_gb: int | None = None
+    seconds_to_volume: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,21 +100,25 @@ class _Verify:
 
     def __init__(self, cloud: Cloud, conn: Connection, image_id: str,
                  build: BuildInfo, work_dir: Path, *, boot_timeout: float | None, poll: float,
-                 login: bool, username: str, min_disk_gb: int | None, journal_dir: Path):
+                 check: str, username: str, min_disk_gb: int | None, journal_dir: Path,
+                 console_wait: float):
         self.cloud, self.where = cloud, cloud.name
         self.compute, self.network = cloud.profile.compute, cloud.profile.network
         self.image_id, self.build, self.work_dir = image_id, build, work_dir
-        self.poll, self.login, self.username = poll, login, username
+        self.poll, self.check, self.username = poll, check, username
+        self.login, self.cloud_only = check == "build-id", check == "cloud-only"
+        self.console_wait = console_wait
         self.timeout = float(boot_timeout or self.compute.boot_timeout)
         self.min_disk = max(self.compute.min_disk_gb, int(min_disk_gb or 0))
-        self.c = conn.clients
+        self.conn, self.c = conn, conn.clients
         self.name = resource_name(build.build_id)
         self.journal = Journal(journal_dir, cloud.name, self.name)
         self.access = NetworkAccess(cloud, self.c, self.journal.add)
         self.server_id: str | None = None
         self.keypair: str | None = None
+        self.volume_id: str | None = None
         self.record = VerifyRecord(cloud=cloud.name, image_id=image_id, verified=False,
-                                   server_name=self.name)
+                                   server_name=self.name, check=check)
 
     def run(self) -> VerifyRecord:
         with key_directory(self.work_dir) as keys:
@@ -129,22 +146,32 @@ class _Verify:
 
     def _boot_and_check(self, keys: Path) -> None:
         nova, rec = self.c.nova, self.record
-        flavor = addresses.choose_flavor(nova.flavors(), self.compute.min_ram_mb,
-                                         self.min_disk, self.compute.flavor)
+        flavors = nova.flavors()
+        from_volume = volumes.needs_volume(self.compute.boot_from_volume, flavors,
+                                           self.compute.min_ram_mb, self.compute.flavor)
+        flavor = addresses.choose_flavor(flavors, self.compute.min_ram_mb,
+                                         0 if from_volume else self.min_disk,
+                                         self.compute.flavor)
         network = addresses.choose_network(self._boot_networks(), self.network.network,
                                            self.network.external)
         rec.flavor, rec.network = flavor["name"], network
-        key = register_keypair(nova.create_keypair, keys, self.name, self.compute.key_type)
-        self.keypair = self.name
-        self.journal.add("keypairs", "os-keypairs", self.name)
         body: dict[str, Any] = {
             "name": self.name, "imageRef": self.image_id, "flavorRef": flavor["id"],
-            "key_name": self.name, "config_drive": self.compute.config_drive,
+            "config_drive": self.compute.config_drive,
             "metadata": server_metadata(self.build.build_id)}
+        key = None
+        if not self.cloud_only:
+            key = register_keypair(nova.create_keypair, keys, self.name, self.compute.key_type)
+            self.keypair = self.name
+            self.journal.add("keypairs", "os-keypairs", self.name)
+            body["key_name"] = self.name
         networks = server_networks(network, nova.version)
         if networks is not None:
             body["networks"] = networks
-        if self.network.security_groups:
+        if from_volume:
+            body.update(imageRef="", block_device_mapping_v2=volumes.root_mapping(
+                self._boot_volume()))
+        if self.network.security_groups and not self.cloud_only:
             group = self.access.create_group(self.name, f"imagefleet verify of {self.image_id}")
             body["security_groups"] = [{"name": group}]
         started = time.monotonic()
@@ -156,6 +183,9 @@ class _Verify:
                  self.name, flavor["name"], self.image_id)
         server = nova.wait_active(self.server_id, self.timeout, self.poll)
         rec.seconds_to_active = elapsed(started)
+        if self.cloud_only:
+            self._console_only(deadline)
+            return
         address, how = self._external_address(server)
         rec.address, rec.address_source = address, how
         port = self.network.check_port
@@ -183,6 +213,46 @@ class _Verify:
         rec.verified = True
         LOG.info("%s: verified: %s answered after %.1f s (build %s)", self.where, address,
                  rec.seconds_to_reachable, rec.build_id or "not read")
+
+    def _boot_volume(self) -> str:
+        """A volume made from the image, ``available``: the server's root disk."""
+        cinder, rec = self.conn.cinder, self.record
+        if cinder is None:
+            raise VerifyError(f"the test boot needs a volume (compute.boot_from_volume: "
+                              f"{self.compute.boot_from_volume}) but the catalog lists no "
+                              "block-storage service", where=self.where, step="volume")
+        virtual, stored, min_disk = volumes.image_sizes(self.conn.glance,
+                                                        self.conn.glance.version,
+                                                        self.image_id)
+        rec.volume_gb = volumes.volume_size_gb(virtual, stored,
+                                               max(self.min_disk, min_disk or 0))
+        started = time.monotonic()
+        self.volume_id = cinder.create_volume(self.name, rec.volume_gb, self.image_id,
+                                              server_metadata(self.build.build_id))["id"]
+        rec.boot_volume = self.volume_id
+        self.journal.add("volumes", "volumes", self.volume_id)
+        LOG.info("%s: volume %s (%d GiB) from image %s", self.where, self.volume_id,
+                 rec.volume_gb, self.image_id)
+        cinder.wait_available(self.volume_id, self.image_id, self.timeout, self.poll)
+        rec.seconds_to_volume = elapsed(started)
+        return self.volume_id
+
+    def _console_only(self, deadline: float) -> None:
+        """cloud-only: ACTIVE is the proof; the console's lines are recorded when it has any."""
+        rec, nova = self.record, self.c.nova
+        lines: list[str] = []
+        wait = min(self.console_wait, max(0.0, deadline - time.monotonic()))
+        try:
+            for _ in iterate_timeout(wait, "no console output", wait=self.poll,
+                                     max_wait=max(self.poll, 5.0)):
+                lines = console_tail(nova.console(self.server_id, 30), 5)
+                if lines:
+                    break
+        except WaitTimeout:
+            pass
+        rec.console, rec.verified = lines, True
+        LOG.info("%s: verified (cloud-only): ACTIVE after %.1f s; console: %s", self.where,
+                 rec.seconds_to_active, " | ".join(lines) or "(none)")
 
     def _external_address(self, server: dict) -> tuple[str, str]:
         neutron = self.c.neutron
@@ -216,12 +286,18 @@ class _Verify:
                 LOG.warning("%s: cleanup: %s: %s", self.where, what, e)
                 problems.append(f"{what}: {e.cause}")
 
-        nova = self.c.nova
+        nova, settle = self.c.nova, max(120.0, self.timeout / 4)
         attempt("rule", self.access.close_ports)
+        before = len(problems)
         if self.server_id:
             attempt(f"server {self.server_id}", lambda: (
                 nova.delete_server(self.server_id),
-                nova.wait_gone(self.server_id, max(120.0, self.timeout / 4), self.poll)))
+                nova.wait_gone(self.server_id, settle, self.poll)))
+        if self.volume_id and len(problems) == before:   # a server left keeps it attached
+            attempt(f"volume {self.volume_id}", lambda: self.conn.cinder.delete_when_detached(
+                self.volume_id, settle, self.poll))
+        elif self.volume_id:
+            problems.append(f"volume {self.volume_id}: attached to the server left behind")
         problems += self.access.release(poll=self.poll)
         if self.keypair:
             attempt(f"keypair {self.keypair}", lambda: nova.delete_keypair(self.keypair))
@@ -237,12 +313,15 @@ class _Verify:
 def verify_image(cloud: Cloud, image_id: str, build: BuildInfo, *,
                  work_dir: str | os.PathLike, connection: Connection | None = None,
                  boot_timeout: float | None = None, poll: float = 2.0, login: bool = True,
-                 username: str = LOGIN_USER, min_disk_gb: int | None = None,
-                 journal_dir: str | os.PathLike | None = None) -> VerifyRecord:
+                 check: str | None = None, username: str = LOGIN_USER,
+                 min_disk_gb: int | None = None, journal_dir: str | os.PathLike | None = None,
+                 console_wait: float = CONSOLE_WAIT) -> VerifyRecord:
     """Boot ``image_id`` on ``cloud`` and prove it is our build, reachable from here.
 
     ``boot_timeout`` (default: the profile's) bounds creation to login;
-    ``login=False`` stops at the SSH banner (test images without a login).
+    ``check`` is one of ``CHECKS`` (pipeline.yaml ``verify.check``); without it
+    ``login=False`` means ``ssh-banner`` (test images without a login).
+    ``cloud-only`` stops at ACTIVE and waits up to ``console_wait`` s for console lines.
     Clouds without compute get ``verified: false, reason: "no compute"``.
     ``journal_dir`` (default ``<work_dir>/journal``) is where ``cleanup.sweep``
     looks for what a killed run made.
@@ -254,11 +333,15 @@ def verify_image(cloud: Cloud, image_id: str, build: BuildInfo, *,
                             reason="no compute")
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    check = check or ("build-id" if login else "ssh-banner")
+    if check not in CHECKS:
+        raise ValueError(f"verify check {check!r} is not one of {', '.join(CHECKS)}")
     conn = connection or Connection(cloud)
     try:
         return _Verify(cloud, conn, image_id, build, work_dir, boot_timeout=boot_timeout,
-                       poll=poll, login=login, username=username, min_disk_gb=min_disk_gb,
-                       journal_dir=Path(journal_dir or work_dir / "journal")).run()
+                       poll=poll, check=check, username=username, min_disk_gb=min_disk_gb,
+                       journal_dir=Path(journal_dir or work_dir / "journal"),
+                       console_wait=console_wait).run()
     except VerifyError:     # booted badly or not at all: never kept as a fallback
         record_failed_verify(conn, image_id)
         raise

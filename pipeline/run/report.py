@@ -40,6 +40,8 @@ class CloudRow:
     seconds_to_active: float | None = None
     seconds_to_reachable: float | None = None
     build_id_read: str | None = None
+    verify_check: str | None = None     # which check ran: build-id, ssh-banner, cloud-only
+    boot_volume_gb: int | None = None   # the test boot's root was a volume of this size
     accel: str | None = None            # the local boot's accelerator, and why (or its fallback)
     accel_note: str | None = None
     boot_figures: dict | None = None    # systemd-analyze of the local boot (pipeline.cloud.bootfigures)
@@ -94,11 +96,23 @@ def cloud_row(cloud: str, profile: str, disk_format: str, *, build: dict | None,
         row.seconds_to_active = verify.get("seconds_to_active")
         row.seconds_to_reachable = verify.get("seconds_to_reachable")
         row.build_id_read = verify.get("build_id")
+        row.verify_check = verify.get("check")
+        row.boot_volume_gb = verify.get("volume_gb")
     elif row.stages["verify"] == FAILED:
         row.verify = "failed"
     row.retention_skipped = [{k: s.get(k) for k in ("id", "reason", "hidden")}
                              for s in (retention or {}).get("skipped") or []]
     return row
+
+
+def check_note(c: dict[str, Any]) -> str:
+    """Which verify check ran, where the address column cannot say it ("" otherwise)."""
+    parts = []
+    if c.get("verify_check") == "cloud-only":
+        parts.append("cloud-only: ACTIVE, not reached from here")
+    if c.get("boot_volume_gb"):
+        parts.append(f"booted from a {c['boot_volume_gb']} GiB volume")
+    return "; ".join(parts)
 
 
 def retention_note(skipped: list[dict] | None) -> str:
@@ -174,7 +188,8 @@ def render_table(report: dict[str, Any]) -> str:
     lines = [f"run {report['run']}  build {report['build_id']}", header]
     for c in report["clouds"]:
         tail = c["error"] or what_changed(c) or (
-            f"{c['address']} ({c['address_source']})" if c["address"] else "")
+            f"{c['address']} ({c['address_source']})" if c["address"] else "") or \
+            check_note(c)
         rate = "skipped" if c["skipped_upload"] else _fmt(c["upload_rate_mib_s"])
         lines.append(f"{c['cloud']:<18} {c['status']:<7} {c['disk_format']:<6} "
                      f"{_fmt(c['mechanism']):<17} {rate:>7} {_fmt(c['seconds_to_reachable']):>7}"
@@ -240,7 +255,9 @@ def render_html(report: dict[str, Any]) -> str:
         detail = (f"{e(_fmt(c['mechanism']))}, {e(_fmt(c['upload_rate_mib_s'], ' MiB/s'))}"
                   f"{e(conversion_note(c.get('converted_by_cloud')))}; "
                   f"{e(_fmt(c['address']))} via {e(_fmt(c['address_source']))}, "
-                  f"reachable after {e(_fmt(c['seconds_to_reachable'], ' s'))}; "
+                  f"reachable after {e(_fmt(c['seconds_to_reachable'], ' s'))}, "
+                  f"check {e(_fmt(c.get('verify_check')))}"
+                  f"{e(' (' + check_note(c) + ')' if check_note(c) else '')}; "
                   f"local boot under {e(_fmt(c.get('accel')))}"
                   f"<span class=accel> ({e(c.get('accel_note') or '-')})</span>"
                   + (f"; <span class=boot>first boot: "

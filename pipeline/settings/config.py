@@ -42,7 +42,9 @@ class PipelineConfig:
     keep: int
     source: Path | None = None          # a prebuilt image imported instead of a DIB build
     source_format: str | None = None
-    verify_check: str = "build-id"      # or "ssh-banner"
+    # build-id (log in, read the build id), ssh-banner, or cloud-only (ACTIVE and the
+    # console: the cloud's addresses may be unreachable from here); verify.CHECKS
+    verify_check: str = "build-id"
     accel: str = "auto"                 # after $IMAGEFLEET_ACCEL: auto, kvm or tcg
     accel_stall_timeout: float = console.STALL_SECONDS
     metadata: MetadataSection = field(default_factory=MetadataSection)   # image.metadata
@@ -53,6 +55,12 @@ class PipelineConfig:
     build_command: str | None = None    # build.command: the disk-image-create to run
     keep_local: int = DEFAULT_KEEP_LOCAL              # work.keep: builds, images and logs kept locally
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def local_login(self) -> bool:
+        """Whether the local boot logs in to read the build id: every check but
+        ssh-banner does, when the image is our build (a prebuilt one has no build id)."""
+        return self.verify_check != "ssh-banner" and self.source is None
 
 
 def read_yaml(path: str | os.PathLike) -> Any:
@@ -140,7 +148,8 @@ def load_pipeline(path: str | os.PathLike | None = None) -> PipelineConfig:
     check = (data.get("verify") or {}).get("check") or ("ssh-banner" if source else "build-id")
     if source and check == "build-id":
         raise ConfigError("a prebuilt image (image.source) carries no build id to read; "
-                          "use verify.check: ssh-banner", file=path, key="verify.check")
+                          "use verify.check: ssh-banner or cloud-only", file=path,
+                          key="verify.check")
     return PipelineConfig(
         path=path,
         image_name=image["name"],

@@ -144,7 +144,7 @@ def resolve_profile(cloud: str, path: str, settings: Mapping[str, Any],
                               f"{', '.join(sorted(profiles))})", file=path, key=f"{key}.profile")
         data, origin = profile.data, f"imagefleet profile {name}"
         sources = {"profile": f"{key}.profile", "format": origin, "upload": origin,
-                   "network": origin}
+                   "network": origin, "boot": origin}
         profile_path = profile.path
     else:
         facts = vendor_facts(entry, vendor, vendor_config, entry_label)
@@ -156,6 +156,7 @@ def resolve_profile(cloud: str, path: str, settings: Mapping[str, Any],
                               "'imagefleet: {profile: ...}'", file=path, key=f"{key}.profile"
                               ) from e
         profile_path = path
+        sources.setdefault("boot", "default")
     named = entry_networks(entry)        # this account's networks: over the vendor's
     if named:
         data = _merge(data, {"network": named})
@@ -163,7 +164,7 @@ def resolve_profile(cloud: str, path: str, settings: Mapping[str, Any],
     overrides = settings.get("overrides")
     if overrides:
         data = _merge(data, overrides)
-        for section, fact in (("image", "upload"), ("network", "network")):
+        for section, fact in (("image", "upload"), ("network", "network"), ("compute", "boot")):
             if section in overrides:
                 sources[fact] = f"{key}.overrides over {sources[fact]}"
     validate(data, load_schema("vendor"), path, prefix=f"{key}.overrides" if overrides else key)

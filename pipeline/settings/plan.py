@@ -35,6 +35,11 @@ def identity_version(cloud: Cloud) -> tuple[str, str]:
     return "discovered at auth_url", "unversioned auth_url"
 
 
+# compute.boot_from_volume, as check-config says it
+BOOT = {"auto": "image, or a volume if every flavor has zero disk",
+        "always": "from a volume made from the image", "never": "image"}
+
+
 def plan_rows(cloud: Cloud) -> list[tuple[str, str, str]]:
     """(fact, value, where it came from) for one target; no secret among them."""
     cfg, net = cloud.config, cloud.profile.network
@@ -51,6 +56,7 @@ def plan_rows(cloud: Cloud) -> list[tuple[str, str, str]]:
         ("format", cloud.disk_format, src.get("format", "")),
         ("upload", ", ".join(cloud.profile.image.upload), src.get("upload", "")),
         ("network", f"{net.api} api, {net.external}, {floating}", src.get("network", "")),
+        ("boot", BOOT[cloud.profile.compute.boot_from_volume], src.get("boot", "")),
     ]
 
 

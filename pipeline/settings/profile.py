@@ -117,6 +117,10 @@ class ComputeSection:
     # The test boot's key: ed25519; auto falls back to RSA where Nova refuses it
     # ("Keypair data is invalid": older releases); rsa offers only RSA.
     key_type: str = "auto"
+    # Boot the test server from a volume made from the image (Cinder): "auto" when
+    # every usable flavor has a zero root disk (Nova boots no image-backed server
+    # then), "always", or "never" (pipeline/cloud/volumes.py needs_volume).
+    boot_from_volume: str = "auto"
 
 
 @dataclass(frozen=True)

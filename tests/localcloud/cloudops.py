@@ -15,7 +15,7 @@ from keystoneauth1 import adapter, session
 from swiftclient.service import SwiftService, SwiftUploadObject
 
 from localcloud.personality import load
-from localcloud.testing import RunningCloud
+from localcloud.testing import RunningCloud, personality_file
 from tests.localcloud.conftest import OCTET, connection, image_adapter, wait_for
 
 
@@ -193,3 +193,23 @@ def release_floating_ip(lc, sess, cloud: str, fip_id: str) -> None:
         nova(sess, lc, cloud).delete(f"/os-floating-ips/{fip_id}")
     else:
         neutron(sess, lc, cloud).delete(f"/floatingips/{fip_id}")
+
+
+def zero_disk_personality(directory: Path, base: str = "ovh-like") -> str:
+    """``base`` with Cinder and flavors of zero disk: it boots only volume-backed servers."""
+    data = load(base).data
+    return personality_file(directory, base,
+                            services=[*data["services"], "block-storage"],
+                            compute={**data["compute"], "zero_disk_flavors": True})
+
+
+def cinder(sess: session.Session, lc: RunningCloud, cloud: str) -> adapter.Adapter:
+    return service(sess, lc, cloud, "block-storage")
+
+
+def wait_volume(volumes: adapter.Adapter, volume_id: str, *wanted: str,
+                timeout: float = 60) -> dict:
+    def check():
+        found = volumes.get(f"/volumes/{volume_id}").json()["volume"]
+        return found if found["status"] in wanted else None
+    return wait_for(check, timeout=timeout, every=0.1)
