@@ -148,7 +148,9 @@ def build_raw(dest: Path) -> Path:
     """A 24 MiB FAT disk (no partition table) that syslinux boots: kernel + initramfs."""
     release = kernel_release()
     # names of this process's own: test processes (pytest-xdist workers, helpers) may
-    # build the same cached image at once; the last os.replace wins, same content
+    # build the same cached image at once. Two builds differ (the FAT serial, file
+    # times), and the other formats are converted from the first: the first one
+    # published stays (``publish``), a later one is dropped.
     work = dest.parent / f"{dest.name}.{os.getpid()}.d"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -165,8 +167,18 @@ def build_raw(dest: Path) -> Path:
                  ["syslinux", "--install", str(partial)]):
         subprocess.run(argv, check=True, capture_output=True)
     shutil.rmtree(work)
-    os.replace(partial, dest)
+    publish(partial, dest)
     return dest
+
+
+def publish(partial: Path, dest: Path) -> None:
+    """Move a finished file into the cache unless another process was first: a cached
+    file never changes once there, so what was converted from it stays true."""
+    try:
+        os.link(partial, dest)
+    except FileExistsError:
+        pass
+    partial.unlink()
 
 
 def tiny_image(disk_format: str, cache: Path = CACHE) -> Path:
@@ -186,5 +198,5 @@ def tiny_image(disk_format: str, cache: Path = CACHE) -> Path:
         partial = target.with_suffix(f".{os.getpid()}.part")
         subprocess.run(["qemu-img", "convert", "-O", qemu_format, str(raw), str(partial)],
                        check=True, capture_output=True)
-        os.replace(partial, target)
+        publish(partial, target)
     return target
