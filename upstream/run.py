@@ -39,6 +39,7 @@ from upstream.bootstrap import REGION, bootstrap_catalog, bootstrap_keystone_db,
 from upstream.install import CLOUD_NAME, clouds_yaml, ensure_venv, write_configs
 from upstream.procs import (
     _cmdline,
+    _cwd,
     answers,
     free_ports,
     group_members,
@@ -105,8 +106,14 @@ class Layout:
 # --- processes --------------------------------------------------------------
 
 def _ours(pid: int, lay: Layout) -> bool:
-    """The pid is alive and still one of our services (not a reused pid)."""
-    return str(lay.root) in _cmdline(pid)
+    """The pid is alive and still one of our services (not a reused pid): its
+    command line or its working directory (``spawn`` starts every service in the
+    data dir) names the work dir. The command line alone does not do: gunicorn
+    and Nova retitle their processes where setproctitle is installed (Nova and
+    Neutron bring it), and the broker's script names only itself until it
+    execs Erlang."""
+    root = str(lay.root)
+    return root in _cmdline(pid) or (_cwd(pid) + "/").startswith(root + "/")
 
 
 def spawn(lay: Layout, name: str, argv: list[str], env: dict[str, str]) -> int:
