@@ -30,6 +30,7 @@ import secrets
 import shutil
 import sqlite3
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -96,99 +97,100 @@ def _manage(lay: run.Layout, log: str, *argv: Any) -> None:
                where="upstream", step=log)
 
 
-def _sync_nova(lay: run.Layout) -> None:
-    """API database, cell0 and cell1 (Nova's own migrations run on SQLite)."""
-    conf = ["--config-file", lay.data / "nova" / "nova.conf"]
-    nova_manage = lay.bin("nova-manage")
-    _manage(lay, "nova-manage", nova_manage, *conf, "api_db", "sync")
-    _manage(lay, "nova-manage", nova_manage, *conf, "cell_v2", "map_cell0",
-            "--database_connection", f"sqlite:///{lay.data / 'nova' / 'nova_cell0.db'}")
-    _manage(lay, "nova-manage", nova_manage, *conf, "cell_v2", "create_cell",
-            "--name", "cell1")
-    _manage(lay, "nova-manage", nova_manage, *conf, "db", "sync")
-    for db in ("nova_api", "nova_cell0", "nova_cell1"):
-        use_wal(lay.data / "nova" / f"{db}.db")
+def _new_databases(lay: run.Layout) -> None:
+    """Every SQLite file made empty in WAL mode first (readers never block the one
+    writer; the mode is kept in the file), so the syncs and servers inherit it."""
+    for db in ("nova/nova_api", "nova/nova_cell0", "nova/nova_cell1",
+               "placement/placement", "neutron/neutron"):
+        use_wal(lay.data / f"{db}.db")
 
 
-def _sync_placement(lay: run.Layout) -> None:
-    _manage(lay, "placement-manage", lay.bin("placement-manage"), "--config-file",
-            lay.data / "placement" / "placement.conf", "db", "sync")
-    use_wal(lay.data / "placement" / "placement.db")
+def _nova_up(lay: run.Layout, record) -> None:
+    """Nova's databases and cell mappings (``nova_db.py``), then its services."""
+    _manage(lay, "nova-manage", lay.python, run.HERE / "nova_db.py",
+            lay.data / "nova" / "nova.conf", f"sqlite:///{lay.data / 'nova' / 'nova_cell0.db'}")
+    serve, env = run.HERE / "serve.py", {"OS_NOVA_CONFIG_DIR": str(lay.data / "nova")}
+    for name in ("nova-conductor", "nova-scheduler", "nova-compute"):
+        record(name, run.spawn(lay, name, [lay.python, serve, "cmd", COMMANDS[name], name,
+                                           "--config-file", lay.data / "nova" / "nova.conf"],
+                               env))
+    record("nova-api", run.spawn(lay, "nova-api", [lay.python, serve, "nova",
+                                                   record.ports["nova"]], env))
 
 
-def _sync_neutron(lay: run.Layout) -> None:
+def _neutron_up(lay: run.Layout, record) -> None:
+    """Neutron's schema (``neutron_schema.py``: its migrations need ALTER on
+    SQLite), then neutron-server."""
     _manage(lay, "neutron-schema", lay.python, run.HERE / "neutron_schema.py",
             lay.data / "neutron" / "neutron.conf")
-    use_wal(lay.data / "neutron" / "neutron.db")
-
-
-def _spawn_services(lay: run.Layout, info: dict[str, Any], record) -> None:
-    ports, serve = info["ports"], run.HERE / "serve.py"
-    nova_env = {"OS_NOVA_CONFIG_DIR": str(lay.data / "nova")}
-    record("placement", run.spawn(lay, "placement", [lay.python, serve, "placement",
-                                                     ports["placement"]],
-                                  {"OS_PLACEMENT_CONFIG_DIR": str(lay.data / "placement")}))
     # -O: mechanism_test.TestMechanismDriver checks each call against what a
     # unit test expects with assert statements (e.g. no original port in
     # bind_port), which a real port update from Nova fails; its binding is
     # plain code, so it runs without them.
     record("neutron", run.spawn(lay, "neutron", [
-        lay.python, "-O", serve, "cmd", COMMANDS["neutron"], "neutron-server",
+        lay.python, "-O", run.HERE / "serve.py", "cmd", COMMANDS["neutron"], "neutron-server",
         "--config-file", lay.data / "neutron" / "neutron.conf"], {}))
-    record("nova-api", run.spawn(lay, "nova-api", [lay.python, serve, "nova", ports["nova"]],
-                                 nova_env))
-    for name in ("nova-conductor", "nova-scheduler", "nova-compute"):
-        record(name, run.spawn(lay, name, [lay.python, serve, "cmd", COMMANDS[name], name,
-                                           "--config-file", lay.data / "nova" / "nova.conf"],
-                               nova_env))
 
 
-def _compute_node_up(lay: run.Layout) -> bool:
-    """nova-compute has written its compute node into cell1."""
+def _host_mapped(lay: run.Layout) -> bool:
+    """nova-compute's node is in cell1 and mapped in the API database (by the
+    scheduler's periodic discovery, ``discover_hosts_in_cells_interval``)."""
     with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(
-            f"file:{lay.data / 'nova' / 'nova_cell1.db'}?mode=ro", uri=True)) as conn:
-        return conn.execute("SELECT count(*) FROM compute_nodes WHERE deleted = 0"
-                            ).fetchone()[0] > 0
+            f"file:{lay.data / 'nova' / 'nova_api.db'}?mode=ro", uri=True)) as conn:
+        return conn.execute("SELECT count(*) FROM host_mappings WHERE host = ?",
+                            (COMPUTE_HOST,)).fetchone()[0] > 0
     return False
+
+
+class _Recorder:
+    """Records a spawned pid in the state file at once, so a failed start can
+    still be stopped; threads share it."""
+
+    def __init__(self, lay: run.Layout, state: dict[str, Any], ports: dict[str, int]) -> None:
+        self.lay, self.state, self.ports = lay, state, ports
+        self.lock = threading.Lock()
+
+    def __call__(self, name: str, pid: int) -> None:
+        with self.lock:
+            self.state["pids"][name] = pid
+            _save(self.lay, self.state)
 
 
 def _start_fresh(lay: run.Layout, state: dict[str, Any], info: dict[str, Any]) -> None:
     ports = info["ports"]
-
-    def record(name: str, pid: int) -> None:
-        state["pids"][name] = pid
-        _save(lay, state)
-
+    record = _Recorder(lay, state, ports)
     _configs(lay, state, info)
+    _new_databases(lay)
     record("epmd", run.spawn(lay, "epmd", broker.epmd_argv(ports), {}))
     record("rabbitmq", run.spawn(lay, "rabbitmq", [broker.SERVER],
                                  broker.server_env(lay, ports)))
-    with ThreadPoolExecutor(4) as pool:
-        jobs = [pool.submit(f, lay) for f in (_sync_nova, _sync_placement, _sync_neutron)]
+    # Placement migrates its own database as it starts (sync_on_startup).
+    record("placement", run.spawn(lay, "placement", [
+        lay.python, run.HERE / "serve.py", "placement", ports["placement"]],
+        {"OS_PLACEMENT_CONFIG_DIR": str(lay.data / "placement")}))
+    with ThreadPoolExecutor(3) as pool:
+        jobs = [pool.submit(_nova_up, lay, record), pool.submit(_neutron_up, lay, record)]
         info["catalog"] = seed.register(state, ports, info["passwords"])
-        _save(lay, state)
         for job in jobs:
             job.result()
-    mark(info, "db_sync")
-    _spawn_services(lay, info, record)
-    for name, port, status in (("placement", ports["placement"], 200),
-                               ("nova-api", ports["nova"], 200),
-                               ("neutron", ports["neutron"], 200)):
-        run.wait_for(lay, state, f"http://127.0.0.1:{port}/", status, name)
+    mark(info, "databases")
+    for name, port in (("placement", ports["placement"]), ("neutron", ports["neutron"]),
+                       ("nova-api", ports["nova"])):
+        run.wait_for(lay, state, f"http://127.0.0.1:{port}/", 200, name)
     mark(info, "apis_answer")
-    for _ in iterate_timeout(run.START_TIMEOUT, "nova-compute to register its node", wait=0.25):
-        if _compute_node_up(lay):
-            break
-        dead = [n for n in SERVICES if n in state["pids"]
-                and not run._ours(state["pids"][n], lay)]
-        if dead:
-            raise run.UpstreamError(f"upstream {', '.join(dead)} exited during start "
-                                    f"(see {lay.logs})")
-    mark(info, "compute_node")
-    _manage(lay, "nova-manage", lay.bin("nova-manage"), "--config-file",
-            lay.data / "nova" / "nova.conf", "cell_v2", "discover_hosts", "--verbose")
-    mark(info, "discover_hosts")
-    info["resources"] = seed.resources(state)
+    with ThreadPoolExecutor(1) as pool:
+        made = pool.submit(seed.resources, state)
+        for _ in iterate_timeout(run.START_TIMEOUT, "nova-compute's host to be mapped",
+                                 wait=0.25):
+            if _host_mapped(lay):
+                break
+            dead = [n for n in SERVICES if n in state["pids"]
+                    and not run._ours(state["pids"][n], lay)]
+            if dead:
+                raise run.UpstreamError(f"upstream {', '.join(dead)} exited during start "
+                                        f"(see {lay.logs})")
+        mark(info, "host_mapped")
+        info["resources"] = made.result()
     mark(info, "resources")
 
 
