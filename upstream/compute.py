@@ -11,13 +11,19 @@ databases are SQLite files under ``data/``; the configs are
 ``templates/nova.conf``, ``placement.conf`` and ``neutron.conf``.
 
 ``start`` needs the main services (it starts them if they are not running),
-reuses a healthy compute target, else starts one from empty state: the
-database syncs, Keystone's users and catalog and the broker start run at once,
-then every service, then the host is mapped (``nova-manage cell_v2
-discover_hosts``) and ``seed.resources`` makes flavors, an image and the
-networks. The pids are recorded in the main state file, so ``python -m
-upstream.run stop`` ends them too; ``stop`` here ends only them and takes the
-catalog entries back. Start-up seconds and resident memory are in the state.
+reuses a healthy compute target, else starts one from empty state. What can
+overlap does, since most of the start is Python importing Nova and Neutron
+on two cores: the broker and Placement (which migrates its own database) are
+spawned first; Nova's databases (``nova_db.py``, one process) and Neutron's
+(``neutron_schema.py``) are built while Keystone gets the service users and
+catalog, each followed by its services; the flavors, image and networks are
+made (``seed.resources``) while the scheduler maps the compute host into cell1
+(its periodic ``discover_hosts``). The pids are recorded in the main state
+file, so ``python -m upstream.run stop`` ends them too; ``stop`` here ends
+only them and takes back the catalog entries and the image. The state keeps
+the start-up seconds (``start_s``, per step in ``steps_s``) and resident
+memory per service (``rss_kib``). ``python -m upstream.compute start|stop``
+or ``python -m upstream.run start --compute`` by hand.
 """
 
 from __future__ import annotations

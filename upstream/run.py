@@ -4,7 +4,8 @@
 which ``make test`` runs first); ``start`` installs it too if missing
 (cached under the work dir), writes their configs, bootstraps Keystone, Glance
 and the Swift rings from empty state and starts everything on free loopback
-ports; ``stop`` ends every process it started; ``status`` prints the state.
+ports (``start --compute``: Nova, Placement and Neutron too, ``compute.py``);
+``stop`` ends every process it started; ``status`` prints the state.
 The work dir is ``$IMAGEFLEET_UPSTREAM_DIR`` or ``work/upstream``; nothing
 outside it is written. The conformance fixture calls the same ``start``.
 
@@ -293,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="upstream", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["start", "stop", "status", "venv"])
     parser.add_argument("--dir", help=f"work dir (default ${DIR_ENV} or work/upstream)")
+    parser.add_argument("--compute", action="store_true",
+                        help="start: Nova, Placement and Neutron too (upstream/compute.py)")
     args = parser.parse_args(argv)
     try:
         if args.command == "venv":
@@ -308,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
                 how += f" (venv installed in {state['install_s']:.0f} s)"
             print(f"upstream: {how}; OS_CLIENT_CONFIG_FILE={state['clouds_yaml']} "
                   f"OS_CLOUD={state['cloud']}")
+            if args.compute:
+                from upstream import compute  # it imports this module
+                print(compute.describe(compute.start(args.dir)))
         elif args.command == "stop":
             stopped = stop(args.dir)
             print(f"upstream: stopped {', '.join(stopped) or 'nothing'}")
