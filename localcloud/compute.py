@@ -1,7 +1,8 @@
 """Nova: the compute router, its version documents, flavors, keypairs, quotas and limits.
 
-The API is v2.1 without later microversions (the shape of the clouds in the
-talks). Servers live in ``compute_servers``; the nova-network proxies
+The API is v2.1 with the microversions up to the personality's
+``compute.max_microversion`` (``compute_version``: 2.1, none later, for the
+shapes of the talks). Servers live in ``compute_servers``; the nova-network proxies
 (os-floating-ips, os-floating-ip-pools, os-security-groups) in
 ``compute_novanet``, routed only where the personality's ``network.api`` is
 ``nova-network``; the paths, links and flavors they share in ``compute_base``.
@@ -18,7 +19,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from localcloud import compute_novanet, compute_servers, netmodel, quotas
+from localcloud import compute_novanet, compute_servers, compute_version, netmodel, quotas
 from localcloud.cloud import Cloud, Service
 from localcloud.compute_base import API, FLAVORS, PREFIX, endpoint, flavor, link
 from localcloud.http import ERROR_BODIES, HTTPFault, json_response, public, read_json
@@ -40,8 +41,10 @@ ERROR_BODIES["compute"] = nova_error
 # --- versions -------------------------------------------------------------------------
 def version_doc(cloud: Cloud, vid: str) -> dict:
     current = vid == "v2.1"
+    newest = compute_version.text(compute_version.served(cloud))
     return {"id": vid, "status": "CURRENT" if current else "SUPPORTED",
-            "version": "2.1" if current else "", "min_version": "2.1" if current else "",
+            "version": newest if current else "",
+            "min_version": compute_version.text(compute_version.MIN) if current else "",
             "updated": "2013-07-23T11:33:21Z" if current else "2011-01-21T11:33:21Z",
             "links": [{"rel": "self", "href": f"{cloud.base_url}{PREFIX}/{vid}/"}],
             "media-types": [{"base": "application/json",
@@ -84,7 +87,12 @@ async def flavor_show(request: web.Request) -> web.Response:
 
 
 # --- keypairs -------------------------------------------------------------------------
-def fingerprint(public_key: str) -> str:
+def fingerprint(cloud: Cloud, public_key: str) -> str:
+    """Nova's check (``nova/crypto.py`` ``generate_fingerprint``): a key it cannot load
+    is "Keypair data is invalid", ed25519 too where the cloud's Nova does not know it."""
+    if public_key.split()[:1] == ["ssh-ed25519"] and \
+            not cloud.personality.compute["ed25519_keys"]:
+        raise HTTPFault(400, "Keypair data is invalid: failed to generate fingerprint")
     try:
         blob = base64.b64decode(public_key.split()[1], validate=True)
     except (IndexError, binascii.Error, ValueError) as e:
@@ -103,9 +111,12 @@ def generate_keypair() -> tuple[str, str]:
     return private, public + " Generated-by-Nova"
 
 
-def keypair_view(doc: dict) -> dict:
-    return {"name": doc["name"], "public_key": doc["public_key"],
+def keypair_view(request: web.Request, doc: dict) -> dict:
+    view = {"name": doc["name"], "public_key": doc["public_key"],
             "fingerprint": doc["fingerprint"]}
+    if compute_version.of(request) >= compute_version.KEYPAIR_TYPE:
+        view["type"] = "ssh"
+    return view
 
 
 def get_keypair(cloud: Cloud, name: str) -> dict:
@@ -118,12 +129,12 @@ def get_keypair(cloud: Cloud, name: str) -> dict:
 
 async def keypairs_list(request: web.Request) -> web.Response:
     docs = netmodel.all_of(request.app["cloud"], "keypair")
-    return json_response({"keypairs": [{"keypair": keypair_view(d)} for d in docs]})
+    return json_response({"keypairs": [{"keypair": keypair_view(request, d)} for d in docs]})
 
 
 async def keypair_show(request: web.Request) -> web.Response:
     doc = get_keypair(request.app["cloud"], request.match_info["name"])
-    view = dict(keypair_view(doc), id=doc["_number"], user_id=doc["user_id"], deleted=False,
+    view = dict(keypair_view(request, doc), id=doc["_number"], user_id=doc["user_id"], deleted=False,
                 created_at=doc["created_at"], updated_at=None, deleted_at=None)
     return json_response({"keypair": view})
 
@@ -144,20 +155,22 @@ async def keypair_create(request: web.Request) -> web.Response:
     if public_key is None:
         private, public_key = generate_keypair()
     doc = {"id": name, "name": name, "public_key": public_key.strip(),
-           "fingerprint": fingerprint(public_key), "user_id": cloud.credentials["user_id"],
+           "fingerprint": fingerprint(cloud, public_key), "user_id": cloud.credentials["user_id"],
            "_number": len(netmodel.all_of(cloud, "keypair")) + 1}
     netmodel.save(cloud, "keypair", doc)
-    view = dict(keypair_view(doc), user_id=doc["user_id"])
+    view = dict(keypair_view(request, doc), user_id=doc["user_id"])
     if private:
         view["private_key"] = private
-    return json_response({"keypair": view})
+    typed = compute_version.of(request) >= compute_version.KEYPAIR_TYPE
+    return json_response({"keypair": view}, status=201 if typed else 200)
 
 
 async def keypair_delete(request: web.Request) -> web.Response:
     cloud = request.app["cloud"]
     doc = get_keypair(cloud, request.match_info["name"])
     netmodel.delete(cloud, "keypair", doc["id"])
-    return web.Response(status=202)
+    typed = compute_version.of(request) >= compute_version.KEYPAIR_TYPE
+    return web.Response(status=204 if typed else 202)
 
 
 # --- quotas and limits ------------------------------------------------------------------
@@ -230,6 +243,7 @@ def resources(cloud: Cloud) -> dict[str, list]:
 
 
 def add_routes(app: web.Application) -> None:
+    app.on_response_prepare.append(compute_version.version_headers)
     r = app.router
     for path in (PREFIX, PREFIX + "/"):
         r.add_get(path, versions)

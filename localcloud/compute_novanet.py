@@ -1,7 +1,11 @@
-"""nova-network through Nova: os-floating-ips, os-floating-ip-pools, os-security-groups.
+"""nova-network through Nova: os-floating-ips, os-floating-ip-pools, os-security-groups,
+os-tenant-networks.
 
 Served only where the personality's ``network.api`` is ``nova-network`` (the
-talks' nova-network shape). The records are the same ones Neutron would serve
+talks' nova-network shape), and only up to microversion 2.35 (a bare 404 after:
+``compute_version.until``).  A floating IP asked without a pool comes from
+Nova's ``default_floating_pool``, ``nova`` (``nova/conf/neutron.py``): on a cloud
+whose pool has another name that is a 404, as on a real one. The records are the same ones Neutron would serve
 (``netmodel``), shown in nova-network's shapes: a floating IP is
 ``{"id", "ip", "fixed_ip", "instance_id", "pool"}``, a rule
 ``{"parent_group_id", "ip_protocol", "from_port", "to_port", "ip_range", "group"}``.
@@ -14,11 +18,12 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from localcloud import netmodel, quotas
+from localcloud import compute_version, netmodel, quotas
 from localcloud.cloud import Cloud
 from localcloud.http import HTTPFault, json_response, read_json
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
+DEFAULT_FLOATING_POOL = "nova"      # Nova's default_floating_pool option
 
 
 def _existing(cloud: Cloud, kind: str, rid: str, missing: str) -> dict:
@@ -71,7 +76,7 @@ floating_list, floating_show = _readers("floatingip", "floating_ip", "fip_id", f
 async def floating_create(request: web.Request) -> web.Response:
     cloud = request.app["cloud"]
     body = await read_json(request) or {}
-    name = body.get("pool") or cloud.personality.network.get("floating_pool", "nova")
+    name = body.get("pool") or DEFAULT_FLOATING_POOL
     pool = next((p for p in pools(cloud) if p["name"] == name), None)
     if pool is None:
         raise HTTPFault(404, "Floating IP pool not found.")
@@ -130,6 +135,21 @@ async def remove_floating(request: web.Request, server: dict, args: dict) -> web
     netmodel.save(cloud, "floatingip", fip)
     await netmodel.refresh(cloud)
     return web.Response(status=202)
+
+
+# --- networks ---------------------------------------------------------------------------
+def tenant_network_view(cloud: Cloud, net: dict) -> dict:
+    """os-tenant-networks' shape: the label is the network's name."""
+    subnets = netmodel.subnets_of(cloud, net)
+    return {"id": net["id"], "label": net["name"],
+            "cidr": subnets[0]["cidr"] if subnets else None}
+
+
+async def tenant_networks_list(request: web.Request) -> web.Response:
+    cloud = request.app["cloud"]
+    return json_response({"networks": [tenant_network_view(cloud, n)
+                                       for n in netmodel.all_of(cloud, "network")
+                                       if not n["router:external"]]})
 
 
 # --- security groups --------------------------------------------------------------------
@@ -265,16 +285,19 @@ ACTIONS = {"addFloatingIp": add_floating, "removeFloatingIp": remove_floating,
            "addSecurityGroup": add_group, "removeSecurityGroup": remove_group}
 
 
+ROUTES = [("GET", "os-floating-ips", floating_list), ("POST", "os-floating-ips", floating_create),
+          ("GET", "os-floating-ips/{fip_id}", floating_show),
+          ("DELETE", "os-floating-ips/{fip_id}", floating_delete),
+          ("GET", "os-floating-ip-pools", pools_list),
+          ("GET", "os-tenant-networks", tenant_networks_list),
+          ("GET", "os-security-groups", groups_list), ("POST", "os-security-groups", group_create),
+          ("GET", "os-security-groups/{group_id}", group_show),
+          ("DELETE", "os-security-groups/{group_id}", group_delete),
+          ("POST", "os-security-group-rules", rule_create),
+          ("DELETE", "os-security-group-rules/{rule_id}", rule_delete)]
+
+
 def add_routes(app: web.Application, api: str) -> None:
-    r = app.router
-    r.add_get(f"{api}/os-floating-ips", floating_list)
-    r.add_post(f"{api}/os-floating-ips", floating_create)
-    r.add_get(f"{api}/os-floating-ips/{{fip_id}}", floating_show)
-    r.add_delete(f"{api}/os-floating-ips/{{fip_id}}", floating_delete)
-    r.add_get(f"{api}/os-floating-ip-pools", pools_list)
-    r.add_get(f"{api}/os-security-groups", groups_list)
-    r.add_post(f"{api}/os-security-groups", group_create)
-    r.add_get(f"{api}/os-security-groups/{{group_id}}", group_show)
-    r.add_delete(f"{api}/os-security-groups/{{group_id}}", group_delete)
-    r.add_post(f"{api}/os-security-group-rules", rule_create)
-    r.add_delete(f"{api}/os-security-group-rules/{{rule_id}}", rule_delete)
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, f"{api}/{path}",
+                             compute_version.until(compute_version.LAST_PROXY, handler))

@@ -18,7 +18,7 @@ import uuid
 
 from aiohttp import web
 
-from localcloud import compute_novanet, configdrive, metadata, netmodel, quotas
+from localcloud import compute_novanet, compute_version, configdrive, metadata, netmodel, quotas
 from localcloud.cloud import Cloud
 from localcloud.compute_base import flavor, link
 from localcloud.guests import BootError, BootSpec, Guest
@@ -114,8 +114,24 @@ def _image(cloud: Cloud, ref: object) -> dict:
     return doc
 
 
+def check_networks(asked: object, version: compute_version.Version) -> None:
+    """The request schema's part (checked first, as Nova's schema is): from 2.37
+    ``networks`` is required and may be ``auto`` or ``none``; before, only a list."""
+    if version >= compute_version.NETWORKS_REQUIRED:
+        if asked is None:
+            raise HTTPFault(400, "Invalid input for field/attribute server. Value: {...}. "
+                                 "'networks' is a required property")
+        if isinstance(asked, str) and asked not in ("auto", "none"):
+            raise HTTPFault(400, "Invalid input for field/attribute networks.")
+    elif isinstance(asked, str):
+        raise HTTPFault(400, "Invalid input for field/attribute networks.")
+
+
 def _networks(cloud: Cloud, asked: object, groups: list[str] | None) -> list[dict]:
-    """Ports for the new server: the asked networks/ports, or the shape's default ones."""
+    """Ports for the new server: the asked networks/ports, or the shape's default ones
+    (``auto``); none for ``none``."""
+    if asked == "none":
+        return []
     if asked in (None, "auto", []):
         mine = cloud.credentials["project_id"]
         candidates = [n for n in netmodel.all_of(cloud, "network")
@@ -125,7 +141,7 @@ def _networks(cloud: Cloud, asked: object, groups: list[str] | None) -> list[dic
             raise HTTPFault(409, "Multiple possible networks found, use a Network ID to be "
                                  "more specific.")
         asked = [{"uuid": n["id"]} for n in candidates]
-    if asked == "none" or not isinstance(asked, list):
+    if not isinstance(asked, list):
         raise HTTPFault(400, "Invalid input for field/attribute networks.")
     ports: list[dict] = []
     try:
@@ -192,6 +208,7 @@ async def server_create(request: web.Request) -> web.Response:
     body = (await read_json(request) or {}).get("server")
     if not isinstance(body, dict) or not isinstance(body.get("name"), str):
         raise HTTPFault(400, "Invalid input for field/attribute server.")
+    check_networks(body.get("networks"), compute_version.of(request))
     image = _image(cloud, body.get("imageRef"))
     flavor_id = str(body.get("flavorRef") or "").rstrip("/").rsplit("/", 1)[-1]
     f = flavor(flavor_id)

@@ -81,6 +81,9 @@ def json_response(data: Any, status: int = 200, headers: dict | None = None) -> 
 
 # service type -> (status, message, kind) -> JSON error body; services register their own
 ERROR_BODIES: dict[str, Callable[[int, str, str | None], Any]] = {}
+# service type -> a check of an authenticated request's headers (Nova's microversion);
+# it raises HTTPFault to refuse the request before its handler runs
+REQUEST_CHECKS: dict[str, Callable[[web.Request], None]] = {}
 
 
 def error_response(service: str, status: int, message: str,
@@ -118,6 +121,8 @@ async def cloud_middleware(request: web.Request, handler: Callable) -> web.Strea
         if response is None:
             if not getattr(request.match_info.route.handler, "public", False):
                 request["token"] = authenticate(request, cloud)
+                if service in REQUEST_CHECKS:
+                    REQUEST_CHECKS[service](request)
             response = await handler(request)
     except HTTPFault as e:
         headers = dict(e.headers)

@@ -229,6 +229,7 @@ def seed(cloud: Cloud) -> None:
         pool = new_network(cloud, shape.get("floating_pool", "nova"), external=True,
                            system=True)
         new_subnet(cloud, pool, str(routable), system=True)
+        _seed_project_networks(cloud)
         return
     external = shape["external"]
     ext = new_network(cloud, shape["external_network"], system=True,
@@ -241,6 +242,14 @@ def seed(cloud: Cloud) -> None:
         tenant = new_network(cloud, shape["tenant_network"], default=True, system=True)
         new_subnet(cloud, tenant, str(next(private.subnets(new_prefix=24))),
                    name=f"{shape['tenant_network']}-subnet", system=True)
+    _seed_project_networks(cloud)
+
+
+def _seed_project_networks(cloud: Cloud) -> None:
+    """The personality's ``project_networks``: each one a server may boot on."""
+    for name in cloud.personality.network["project_networks"]:
+        net = new_network(cloud, name, default=True, system=True)
+        new_subnet(cloud, net, next_private_cidr(cloud), name=f"{name}-subnet", system=True)
 
 
 def next_private_cidr(cloud: Cloud) -> str:

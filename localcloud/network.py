@@ -52,9 +52,17 @@ def _endpoint(cloud: Cloud, project_id: str) -> str:
     return f"{cloud.base_url}{PREFIX}"
 
 
+def no_version_document(cloud: Cloud) -> None:
+    """Older Neutron whose version discovery is unusable (``network.version_document: false``):
+    only the resources under /v2.0/ answer (openstacksdk ``config/cloud_region.py``)."""
+    if not cloud.personality.network["version_document"]:
+        raise HTTPFault(404, "The resource could not be found.")
+
+
 @public
 async def versions(request: web.Request) -> web.Response:
     cloud = request.app["cloud"]
+    no_version_document(cloud)
     return json_response({"versions": [{"id": "v2.0", "status": "CURRENT", "links": [
         {"rel": "self", "href": f"{cloud.base_url}{API}/"}]}]})
 
@@ -62,6 +70,7 @@ async def versions(request: web.Request) -> web.Response:
 @public
 async def version(request: web.Request) -> web.Response:
     cloud = request.app["cloud"]
+    no_version_document(cloud)
     names = ["network", "subnet", "port", "security_group", "security_group_rule", "quota"]
     if cloud.personality.floating_ips:
         names.append("floatingip")

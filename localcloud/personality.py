@@ -33,8 +33,14 @@ EXTERNAL_SHAPES = {"public", "floating", "external-network", "routable-port"}
 QUOTA_DEFAULTS = {"instances": 10, "cores": 20, "ram": 51200, "key_pairs": 100,
                   "floating_ips": 10, "ports": 50, "networks": 10, "subnets": 10,
                   "security_groups": 10, "security_group_rules": 100}
-DEFAULT_COMPUTE = {"config_drive": False, "metadata_service": True}
-DEFAULT_NETWORK = {"api": "none", "external": "public", "security_groups": False}
+# max_microversion: the newest Nova microversion served ("2.1": none past the v2.1 base);
+# ed25519_keys false: Nova refuses ed25519 public keys (400 "Keypair data is invalid")
+DEFAULT_COMPUTE = {"config_drive": False, "metadata_service": True, "max_microversion": "2.1",
+                   "ed25519_keys": True}
+# project_networks: more networks the project sees, each one a server may boot on;
+# version_document false: Neutron's version discovery answers 404 (only /v2.0/... works)
+DEFAULT_NETWORK = {"api": "none", "external": "public", "security_groups": False,
+                   "project_networks": [], "version_document": True}
 # Glance's limit_param_default and api_limit_max: the page sizes of an image listing.
 DEFAULT_IMAGE_LISTING = {"limit_default": 25, "limit_max": 1000}
 # How interoperable import behaves (docs/vendor-behaviour.md "Failed interoperable import",
@@ -99,6 +105,10 @@ SCHEMA: dict[str, Any] = {
                 # false: nothing answers at 169.254.169.254 (the guest still runs in
                 # its own namespace); docs/vendor-behaviour.md "Metadata service"
                 "metadata_service": {"type": "boolean"},
+                # docs/vendor-behaviour.md "Nova microversions"
+                "max_microversion": {"type": "string", "pattern": "^2\\.[0-9]+$"},
+                # docs/vendor-behaviour.md "ed25519 keys refused"
+                "ed25519_keys": {"type": "boolean"},
             }},
         "network": {
             "type": "object", "additionalProperties": False,
@@ -110,6 +120,11 @@ SCHEMA: dict[str, Any] = {
                 "external_network": {"type": "string"},     # name of the routable network
                 "tenant_network": {"type": "string"},       # name of the pre-made private one
                 "floating_pool": {"type": "string"},        # nova-network pool name
+                # docs/vendor-behaviour.md "Several networks, named pools"
+                "project_networks": {"type": "array", "uniqueItems": True,
+                                     "items": {"type": "string", "minLength": 1}},
+                # docs/vendor-behaviour.md "Neutron without version discovery"
+                "version_document": {"type": "boolean"},
             }},
         "quotas": {"type": "object", "additionalProperties": {"type": "integer", "minimum": -1},
                    "propertyNames": {"enum": sorted(QUOTA_DEFAULTS)}},
