@@ -13,7 +13,8 @@ modules in this directory) is one of:
 
 ``fail_next_build`` makes the next server fail to schedule: upstream by a
 flavor larger than any fake host, locally by the ``server_error`` fault
-(Nova's NoValidHost message).
+(Nova's NoValidHost message). ``zero_disk_flavor`` is a flavor with a 0 GiB
+root disk (upstream: made by the admin; the local cloud has none here).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tests.conformance.conftest import TARGETS, Target, create_image, wait_for, 
 
 NO_VALID_HOST = "No valid host was found"
 HUGE_FLAVOR = "conformance.huge"
+ZERO_DISK_FLAVOR = "conformance.zero-disk"
 OCTET = "application/octet-stream"
 
 
@@ -40,6 +42,7 @@ class ComputeTarget(Target):
     """A target with compute and network; ``fail_next_build`` returns the flavor to use."""
 
     fail_next_build: Callable[[], str] = field(default=lambda: "", repr=False)
+    zero_disk_flavor: Callable[[], str | None] = field(default=lambda: None, repr=False)
 
     def compute(self, sess: session.Session) -> adapter.Adapter:
         return adapter.Adapter(sess, service_type="compute", interface="public",
@@ -62,17 +65,18 @@ def _upstream(request) -> ComputeTarget:
     admin = Target("upstream", Path(up.clouds_yaml), up.cloud)
     nova = ComputeTarget("upstream", admin.clouds_yaml, up.cloud).compute(admin.session())
 
-    def huge_flavor() -> str:
+    def made_flavor(name: str, ram: int, disk: int) -> str:
         found = nova.get("/flavors").json()["flavors"]
-        flavor = next((f for f in found if f["name"] == HUGE_FLAVOR), None)
+        flavor = next((f for f in found if f["name"] == name), None)
         if flavor is None:
             resp = nova.post("/flavors", json={"flavor": {
-                "name": HUGE_FLAVOR, "ram": 16 * 1024 * 1024, "vcpus": 1, "disk": 1}})
+                "name": name, "ram": ram, "vcpus": 1, "disk": disk}})
             assert resp.status_code == 200, resp.text
             flavor = resp.json()["flavor"]
         return flavor["id"]
     return ComputeTarget("upstream", Path(up.clouds_yaml), up.demo_cloud,
-                         fail_next_build=huge_flavor)
+                         fail_next_build=lambda: made_flavor(HUGE_FLAVOR, 16 * 1024 * 1024, 1),
+                         zero_disk_flavor=lambda: made_flavor(ZERO_DISK_FLAVOR, 512, 0))
 
 
 def _local(request) -> ComputeTarget:
@@ -86,7 +90,13 @@ def _local(request) -> ComputeTarget:
                      path="/servers$", message=f"{NO_VALID_HOST}. There are not enough "
                                                "hosts available.")
         return smallest_flavor(ComputeTarget("localcloud", lc.clouds_yaml, cloud))
-    return ComputeTarget("localcloud", lc.clouds_yaml, cloud, fail_next_build=server_error)
+
+    def zero_disk() -> str | None:
+        local = ComputeTarget("localcloud", lc.clouds_yaml, cloud)
+        flavors = local.compute(local.session()).get("/flavors/detail").json()["flavors"]
+        return next((f["id"] for f in flavors if f["disk"] == 0), None)
+    return ComputeTarget("localcloud", lc.clouds_yaml, cloud, fail_next_build=server_error,
+                         zero_disk_flavor=zero_disk)
 
 
 @pytest.fixture(scope="module", params=TARGETS)
@@ -128,7 +138,7 @@ def smallest_flavor(target: Target | adapter.Adapter) -> str:
     nova = target if isinstance(target, adapter.Adapter) else \
         ComputeTarget(target.name, target.clouds_yaml, target.cloud).compute(target.session())
     flavors = [f for f in nova.get("/flavors/detail").json()["flavors"]
-               if f["disk"] > 0 and f["name"] != HUGE_FLAVOR]
+               if f["disk"] > 0 and not f["name"].startswith("conformance.")]
     return min(flavors, key=lambda f: (f["ram"], f["disk"], f["vcpus"]))["id"]
 
 

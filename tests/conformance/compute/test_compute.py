@@ -185,6 +185,36 @@ def test_server_create_on_network(nova, neutron, servers, boot_image):
     assert entries[0]["version"] == 4
 
 
+def test_server_create_auto_network(nova, neutron, sess, servers, boot_image):
+    """``auto`` at 2.37 takes the one network the project may use (its own unshared ones
+    and the shared ones); with several it is 409 and a network must be named."""
+    mine = sess.get_project_id()
+    usable = [n for n in neutron.get("/networks").json()["networks"]
+              if n["shared"] or (n["project_id"] == mine and not n["router:external"])]
+    if len(usable) != 1:
+        resp = create_server(nova, servers, boot_image, smallest_flavor(nova),
+                             version="2.37", expect=409, networks="auto")
+        assert nova_error(resp, 409, "conflictingRequest").startswith(
+            "Multiple possible networks found")
+        return
+    resp = create_server(nova, servers, boot_image, smallest_flavor(nova), version="2.37",
+                         networks="auto")
+    active = wait_server(nova, resp.json()["server"]["id"], version="2.37")
+    assert list(active["addresses"]) == [usable[0]["name"]]
+
+
+def test_zero_disk_flavor_needs_a_volume(target, nova, servers, boot_image):
+    """A member may not boot an image-backed server on a flavor with a 0 GiB disk
+    (policy ``os_compute_api:servers:create:zero_disk_flavor``: admin only)."""
+    flavor = target.zero_disk_flavor()
+    assert flavor is not None, "no flavor with zero disk"
+    assert nova.get(f"/flavors/{flavor}").json()["flavor"]["disk"] == 0
+    resp = create_server(nova, servers, boot_image, flavor, version="2.37", expect=403,
+                         networks="none")
+    assert nova_error(resp, 403, "forbidden") == (
+        "Only volume-backed servers are allowed for flavors with zero disk.")
+
+
 def test_server_fault_shape(target, nova, servers, boot_image):
     """A server no host can take goes ERROR with a fault {code, created, message};
     the details of a 500 fault are for admins only."""
