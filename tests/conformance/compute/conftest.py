@@ -66,8 +66,10 @@ def _upstream(request) -> ComputeTarget:
     nova = ComputeTarget("upstream", admin.clouds_yaml, up.cloud).compute(admin.session())
 
     def made_flavor(name: str, ram: int, disk: int) -> str:
-        found = nova.get("/flavors").json()["flavors"]
-        flavor = next((f for f in found if f["name"] == name), None)
+        """A flavor called ``name`` (or, for a 0 GiB disk, any flavor with none)."""
+        found = nova.get("/flavors/detail").json()["flavors"]
+        flavor = next((f for f in found if f["name"] == name or disk == 0 == f["disk"]),
+                      None)
         if flavor is None:
             resp = nova.post("/flavors", json={"flavor": {
                 "name": name, "ram": ram, "vcpus": 1, "disk": disk}})
