@@ -10,6 +10,7 @@ PACKAGES=(
   busybox-static linux-image-amd64 syslinux syslinux-common mtools  # local-cloud test guest
   apt-utils  # apt-ftparchive: the tests' loopback package mirror
   chromium  # headless screenshots of report.html in the tests
+  rabbitmq-server  # upstream Nova's message broker, a private node per data dir (upstream/broker.py)
 )
 
 missing=()
@@ -24,3 +25,9 @@ SUDO=""
 echo "setup: installing Debian packages: ${missing[*]}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The package starts a system-wide broker where systemd runs; imagefleet starts
+# its own private node (upstream/broker.py) and needs none listening on 5672.
+if [[ " ${missing[*]} " == *" rabbitmq-server "* ]] && command -v systemctl >/dev/null \
+    && systemctl is-system-running >/dev/null 2>&1; then
+  $SUDO systemctl disable --now rabbitmq-server || true
+fi

@@ -31,7 +31,8 @@ GROUPS = {
     "tests/integration/test_verify.py": "base-image",
 }
 # fixture -> the group every module using it must be in
-SHARED = {"base_image": "base-image", "upstream_cloud": "upstream"}
+SHARED = {"base_image": "base-image", "upstream_cloud": "upstream",
+          "upstream_compute": "upstream"}
 
 
 # scope -> seconds it takes, read off the slowest-tests list of the fresh-clone

@@ -35,6 +35,13 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _cwd(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
+
+
 def group_members(pgid: int) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():

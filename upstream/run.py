@@ -1,6 +1,7 @@
 """Upstream Keystone, Glance and Swift on 127.0.0.1: the second conformance target.
 
-``python -m upstream.run start`` installs the services into their own venv
+``python -m upstream.run venv`` builds the services' venv (``make upstream-venv``,
+which ``make test`` runs first); ``start`` installs it too if missing
 (cached under the work dir), writes their configs, bootstraps Keystone, Glance
 and the Swift rings from empty state and starts everything on free loopback
 ports; ``stop`` ends every process it started; ``status`` prints the state.
@@ -38,6 +39,7 @@ from upstream.bootstrap import REGION, bootstrap_catalog, bootstrap_keystone_db,
 from upstream.install import CLOUD_NAME, clouds_yaml, ensure_venv, write_configs
 from upstream.procs import (
     _cmdline,
+    _cwd,
     answers,
     free_ports,
     group_members,
@@ -104,8 +106,14 @@ class Layout:
 # --- processes --------------------------------------------------------------
 
 def _ours(pid: int, lay: Layout) -> bool:
-    """The pid is alive and still one of our services (not a reused pid)."""
-    return str(lay.root) in _cmdline(pid)
+    """The pid is alive and still one of our services (not a reused pid): its
+    command line or its working directory (``spawn`` starts every service in the
+    data dir) names the work dir. The command line alone does not do: gunicorn
+    and Nova retitle their processes where setproctitle is installed (Nova and
+    Neutron bring it), and the broker's script names only itself until it
+    execs Erlang."""
+    root = str(lay.root)
+    return root in _cmdline(pid) or (_cwd(pid) + "/").startswith(root + "/")
 
 
 def spawn(lay: Layout, name: str, argv: list[str], env: dict[str, str]) -> int:
@@ -283,11 +291,17 @@ def memory(state: dict[str, Any]) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="upstream", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["start", "stop", "status"])
+    parser.add_argument("command", choices=["start", "stop", "status", "venv"])
     parser.add_argument("--dir", help=f"work dir (default ${DIR_ENV} or work/upstream)")
     args = parser.parse_args(argv)
     try:
-        if args.command == "start":
+        if args.command == "venv":
+            lay = Layout.from_env(args.dir)
+            with locked(lay):
+                took = ensure_venv(lay)
+            print(f"upstream: venv {lay.venv} " + (f"installed in {took:.0f} s" if took
+                                                    else "up to date"))
+        elif args.command == "start":
             state = start(args.dir)
             how = "reused" if state["reused"] else f"started in {state['start_s']} s"
             if state.get("install_s"):

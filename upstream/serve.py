@@ -15,6 +15,12 @@ as they would wait for a row lock in MySQL (Keystone nests sessions in one
 thread, so it keeps the deferred ``BEGIN``; WAL alone serves it). A
 deployment detail of SQLite, not an API change.
 
+``serve.py keystone|glance|nova|placement PORT``: nova is its compute API
+(``OS_NOVA_CONFIG_DIR``), placement ``OS_PLACEMENT_CONFIG_DIR``; both SQLite
+like Glance, so both begin ``IMMEDIATE``. ``serve.py cmd MODULE:FUNC ARGV0
+ARGS...``: a console script (Nova's conductor, scheduler and compute,
+neutron-server) the same way.
+
 ``serve.py swift KIND CONF``: a Swift server (``proxy``, ``account``,
 ``container``, ``object``). Swift checks ``/etc/swift/swift.conf`` before it
 reads ``swift_dir`` from CONF, so the launcher points it at the swift.conf
@@ -27,29 +33,30 @@ import importlib
 import os
 import sys
 
-from gunicorn.app.base import BaseApplication
-
 APPS = {
     "keystone": "keystone.wsgi.api:application",
     "glance": "glance.wsgi.api:application",
+    "nova": "nova.wsgi.osapi_compute:application",
+    "placement": "placement.wsgi.api:application",
 }
 
 
-class Server(BaseApplication):
-    """One gunicorn master and one threaded worker for one WSGI app."""
+def gunicorn(target: str, options: dict) -> None:
+    """One gunicorn master and one threaded worker for one WSGI app. gunicorn is
+    imported here, not at the top: the console scripts of ``cmd`` must import
+    their own modules first (eventlet patches before anything else loads)."""
+    from gunicorn.app.base import BaseApplication
 
-    def __init__(self, target: str, options: dict) -> None:
-        self.target = target
-        self.options = options
-        super().__init__()
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
 
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
+        def load(self):
+            module, attr = target.split(":")
+            return getattr(importlib.import_module(module), attr)
 
-    def load(self):
-        module, attr = self.target.split(":")
-        return getattr(importlib.import_module(module), attr)
+    Server().run()
 
 
 def immediate_sqlite_transactions() -> None:
@@ -75,14 +82,32 @@ def serve_swift(kind: str, conf: str) -> int:
     return run_wsgi(conf, f"{kind}-server", verbose=True)
 
 
+def run_command(target: str, argv: list[str]) -> None:
+    """A console script's ``main`` (nova-conductor, neutron-server, ...) with
+    ``IMMEDIATE`` SQLite transactions: these services write one SQLite file from
+    several processes. The module is imported first, as its script would
+    (Nova's and Neutron's command modules monkey-patch with eventlet on import)."""
+    module, attr = target.split(":")
+    func = getattr(importlib.import_module(module), attr)
+    immediate_sqlite_transactions()
+    sys.argv = argv
+    sys.exit(func())
+
+
 def main() -> None:
+    if sys.argv[1] == "cmd":
+        run_command(sys.argv[2], sys.argv[3:])
     if sys.argv[1] == "swift":
         sys.exit(serve_swift(sys.argv[2], sys.argv[3]))
     name, port = sys.argv[1], int(sys.argv[2])
     sys.argv = [f"{name}-api"]
-    if name == "glance":
+    if name in ("glance", "nova", "placement"):
         immediate_sqlite_transactions()
-    Server(APPS[name], {
+    if name == "nova":
+        # The compute API runs under gunicorn's threads, not eventlet's
+        # (nova/monkey_patch.py reads this before it patches anything).
+        os.environ["OS_NOVA_DISABLE_EVENTLET_PATCHING"] = "true"
+    gunicorn(APPS[name], {
         "bind": f"127.0.0.1:{port}",
         "workers": 1,
         "worker_class": "gthread",
@@ -93,7 +118,7 @@ def main() -> None:
         "graceful_timeout": 5,
         "proc_name": f"imagefleet-upstream-{name}",
         "accesslog": "-",
-    }).run()
+    })
 
 
 if __name__ == "__main__":

@@ -10,6 +10,12 @@ Targets, one session-scoped parameter:
 * ``localcloud``: the local cloud serving ``upstream.yaml`` beside this file,
   the personality that matches what ``make upstream`` configures.
 
+The compute and network checks run against upstream Nova, Placement and
+Neutron (``upstream/compute.py``: the fake virt driver, ML2 without agents),
+started on first use by ``upstream_compute``, which yields an
+``UpstreamCompute`` whose ``target`` reaches them through the same
+clouds.yaml as ``upstream_cloud`` (admin ``upstream``, tenant ``upstream-demo``).
+
 The checks of a single-store Glance that converts imports
 (``test_single_store.py``) run against the second upstream Glance that
 ``upstream.single`` starts on first use (``upstream_single``) and the local
@@ -41,6 +47,7 @@ from keystoneauth1 import adapter, loading, session
 from localcloud.testing import running_cloud
 from pipeline.core.waiting import iterate_timeout
 from tests.conformance.differences import DIFFERENCES
+from upstream import compute as upstream_compute_run
 from upstream import run as upstream_run
 from upstream import single as upstream_single_run
 
@@ -93,6 +100,29 @@ def upstream_single(upstream_cloud, request) -> Iterator[dict[str, Any]]:
         upstream_single_run.stop()
 
 
+@dataclass
+class UpstreamCompute:
+    """What ``upstream_compute`` yields: the target (the main clouds.yaml, whose
+    catalog now lists compute, network and placement) and what was made for it."""
+
+    target: Target
+    host: str                     # nova-compute's host, the one ports are bound to
+    resources: dict[str, Any]     # flavors, image, public_network, tenant_network, router
+    info: dict[str, Any] = field(repr=False)
+
+
+@pytest.fixture(scope="session")
+def upstream_compute(upstream_cloud, request) -> Iterator[UpstreamCompute]:
+    """Upstream Nova (fake driver), Placement and Neutron, started on first use."""
+    info = upstream_compute_run.start()
+    up = upstream_cloud
+    yield UpstreamCompute(target=Target("upstream", up.clouds_yaml, up.cloud, up.demo_cloud),
+                          host=info["host"], resources=info["resources"], info=info)
+    note(request.config, f"upstream compute/network: {upstream_compute_run.describe(info)}")
+    if not info["reused"] and os.environ.get("IMAGEFLEET_UPSTREAM_KEEP") != "1":
+        upstream_compute_run.stop()
+
+
 @pytest.fixture(scope="session")
 def local_cloud(tmp_path_factory):
     with running_cloud([str(PERSONALITY), str(SINGLE_PERSONALITY), str(COMPUTE_PERSONALITY)],
@@ -124,6 +154,15 @@ class Target:
 
     def object_store(self, sess: session.Session) -> adapter.Adapter:
         return adapter.Adapter(sess, service_type="object-store", interface="public",
+                               region_name=self.config()["region_name"], raise_exc=False)
+
+    def compute(self, sess: session.Session, **kwargs: Any) -> adapter.Adapter:
+        return adapter.Adapter(sess, service_type="compute", interface="public",
+                               region_name=self.config()["region_name"], raise_exc=False,
+                               **kwargs)
+
+    def network(self, sess: session.Session) -> adapter.Adapter:
+        return adapter.Adapter(sess, service_type="network", interface="public",
                                region_name=self.config()["region_name"], raise_exc=False)
 
 
