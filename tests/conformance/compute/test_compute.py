@@ -156,10 +156,28 @@ def test_server_networks_by_microversion(nova, servers, boot_image):
         nova_error(resp, 400, "badRequest")
 
 
-def test_server_create_without_network(nova, servers, boot_image):
+@pytest.fixture(scope="module")
+def boots(target, nova, neutron, sess, servers, boot_image) -> dict:
+    """The create answers of the module's servers, asked for together so that they
+    build at the same time: ``none`` and ``auto`` at 2.37, and one no host can take.
+    ``usable`` are the networks ``auto`` may choose from (the project's own unshared
+    ones and the shared ones)."""
+    mine = sess.get_project_id()
+    usable = [n for n in neutron.get("/networks").json()["networks"]
+              if n["shared"] or (n["project_id"] == mine and not n["router:external"])]
+    flavor = smallest_flavor(nova)
+    return {"usable": usable,
+            "none": create_server(nova, servers, boot_image, flavor, version="2.37",
+                                  networks="none"),
+            "auto": create_server(nova, servers, boot_image, flavor, version="2.37",
+                                  networks="auto", expect=202 if len(usable) == 1 else 409),
+            "fault": create_server(nova, servers, boot_image, target.fail_next_build(),
+                                   version="2.37", networks="none")}
+
+
+def test_server_create_without_network(nova, boots):
     """``networks: none`` at 2.37: the create answer, then ACTIVE with no address."""
-    resp = create_server(nova, servers, boot_image, smallest_flavor(nova), version="2.37",
-                         networks="none")
+    resp = boots["none"]
     made = resp.json()["server"]
     assert {"id", "links", "adminPass", "OS-DCF:diskConfig"} <= set(made), made
     assert resp.headers["Location"].endswith(f"/servers/{made['id']}")
@@ -173,34 +191,29 @@ def test_server_create_without_network(nova, servers, boot_image):
     assert SERVER_KEYS_21 <= set(at_21) and not SINCE_237 & set(at_21)
 
 
-def test_server_create_on_network(nova, neutron, servers, boot_image):
-    """At 2.1 with a network asked for by uuid: ACTIVE with a fixed address on it."""
-    nets = neutron.get("/networks", params={"router:external": "false"}).json()["networks"]
-    net = next(n for n in nets if n["subnets"])
-    resp = create_server(nova, servers, boot_image, smallest_flavor(nova),
-                         networks=[{"uuid": net["id"]}])
-    active = wait_server(nova, resp.json()["server"]["id"])
-    entries = active["addresses"][net["name"]]
-    assert [e["OS-EXT-IPS:type"] for e in entries] == ["fixed"]
-    assert entries[0]["version"] == 4
-
-
-def test_server_create_auto_network(nova, neutron, sess, servers, boot_image):
-    """``auto`` at 2.37 takes the one network the project may use (its own unshared ones
-    and the shared ones); with several it is 409 and a network must be named."""
-    mine = sess.get_project_id()
-    usable = [n for n in neutron.get("/networks").json()["networks"]
-              if n["shared"] or (n["project_id"] == mine and not n["router:external"])]
-    if len(usable) != 1:
-        resp = create_server(nova, servers, boot_image, smallest_flavor(nova),
-                             version="2.37", expect=409, networks="auto")
+def test_server_create_auto_network(nova, boots):
+    """``auto`` at 2.37 takes the one network the project may use; with several it is
+    409 and a network must be named."""
+    resp = boots["auto"]
+    if len(boots["usable"]) != 1:
         assert nova_error(resp, 409, "conflictingRequest").startswith(
             "Multiple possible networks found")
         return
-    resp = create_server(nova, servers, boot_image, smallest_flavor(nova), version="2.37",
-                         networks="auto")
     active = wait_server(nova, resp.json()["server"]["id"], version="2.37")
-    assert list(active["addresses"]) == [usable[0]["name"]]
+    assert list(active["addresses"]) == [boots["usable"][0]["name"]]
+
+
+def test_server_fault_shape(nova, boots):
+    """A server no host can take goes ERROR with a fault {code, created, message};
+    the details of a 500 fault are for admins only."""
+    failed = wait_server(nova, boots["fault"].json()["server"]["id"], status="ERROR",
+                         version="2.37")
+    fault = failed["fault"]
+    assert set(fault) == {"code", "created", "message"}, fault
+    assert fault["code"] == 500
+    assert fault["message"].startswith(NO_VALID_HOST)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", fault["created"])
+    assert failed["OS-EXT-STS:vm_state"] == "error"
 
 
 def test_zero_disk_flavor_needs_a_volume(target, nova, servers, boot_image):
@@ -213,20 +226,6 @@ def test_zero_disk_flavor_needs_a_volume(target, nova, servers, boot_image):
                          networks="none")
     assert nova_error(resp, 403, "forbidden") == (
         "Only volume-backed servers are allowed for flavors with zero disk.")
-
-
-def test_server_fault_shape(target, nova, servers, boot_image):
-    """A server no host can take goes ERROR with a fault {code, created, message};
-    the details of a 500 fault are for admins only."""
-    flavor = target.fail_next_build()
-    resp = create_server(nova, servers, boot_image, flavor, version="2.37", networks="none")
-    failed = wait_server(nova, resp.json()["server"]["id"], status="ERROR", version="2.37")
-    fault = failed["fault"]
-    assert set(fault) == {"code", "created", "message"}, fault
-    assert fault["code"] == 500
-    assert fault["message"].startswith(NO_VALID_HOST)
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", fault["created"])
-    assert failed["OS-EXT-STS:vm_state"] == "error"
 
 
 def test_server_not_found(nova):

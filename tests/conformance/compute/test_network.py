@@ -83,8 +83,9 @@ def test_security_group_rules(neutron):
 
 
 def test_floating_ip_and_port_of_server(nova, neutron, servers, boot_image):
-    """A server's port is found by ``device_id``; a floating IP from the external network
-    is associated with it by ``port_id``, released and deleted."""
+    """A server booted at 2.1 on a network named by uuid has a fixed address there, on
+    the port ``device_id`` finds; a floating IP from the external network is associated
+    with that port by ``port_id``, released and deleted."""
     nets = neutron.get("/networks", params={"router:external": "false"}).json()["networks"]
     net = next(n for n in nets if n["subnets"])
     resp = create_server(nova, servers, boot_image, smallest_flavor(nova),
@@ -96,7 +97,9 @@ def test_floating_ip_and_port_of_server(nova, neutron, servers, boot_image):
     assert port["network_id"] == net["id"]
     assert port["device_owner"].startswith("compute:")
     fixed = port["fixed_ips"][0]["ip_address"]
-    assert [a["addr"] for a in server["addresses"][net["name"]]] == [fixed]
+    entries = server["addresses"][net["name"]]
+    assert [(e["addr"], e["version"], e["OS-EXT-IPS:type"]) for e in entries] == [
+        (fixed, 4, "fixed")]
 
     ext = _external(neutron)
     resp = neutron.post("/floatingips", json={"floatingip": {
@@ -132,4 +135,4 @@ def test_neutron_error_body(neutron):
     bad = neutron.post("/security-group-rules", json={"security_group_rule": {
         "security_group_id": UNKNOWN, "direction": "sideways"}})
     message = neutron_error(bad, 400, "HTTPBadRequest")
-    assert message.startswith("Invalid input for direction. Reason: 'sideways' is not in")
+    assert message == "Invalid input for direction. Reason: sideways is not in valid_values."
