@@ -4,8 +4,8 @@ The API is v2.1 with the microversions up to the personality's
 ``compute.max_microversion`` (``compute_version``: 2.1, none later, for the
 shapes of the talks). Servers live in ``compute_servers``; the nova-network proxies
 (os-floating-ips, os-floating-ip-pools, os-security-groups) in
-``compute_novanet``, routed only where the personality's ``network.api`` is
-``nova-network``; the paths, links and flavors they share in ``compute_base``.
+``compute_novanet``, routed where the personality's ``network.api`` is
+``nova-network`` or ``neutron``; the paths, links and flavors they share in ``compute_base``.
 Errors are Nova's: ``{"itemNotFound": {"message", "code"}}``.
 """
 
@@ -16,6 +16,7 @@ import binascii
 import hashlib
 
 from aiohttp import web
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -98,8 +99,9 @@ def fingerprint(cloud: Cloud, public_key: str) -> str:
             not cloud.personality.compute["ed25519_keys"]:
         raise HTTPFault(400, "Keypair data is invalid: failed to generate fingerprint")
     try:
+        serialization.load_ssh_public_key(public_key.strip().encode())
         blob = base64.b64decode(public_key.split()[1], validate=True)
-    except (IndexError, binascii.Error, ValueError) as e:
+    except (IndexError, binascii.Error, ValueError, UnsupportedAlgorithm) as e:
         raise HTTPFault(400, "Keypair data is invalid: failed to generate fingerprint") from e
     digest = hashlib.md5(blob, usedforsecurity=False).hexdigest()
     return ":".join(digest[i:i + 2] for i in range(0, 32, 2))
@@ -219,9 +221,11 @@ async def limits_show(request: web.Request) -> web.Response:
 async def extensions(request: web.Request) -> web.Response:
     names = ["os-keypairs", "os-config-drive", "os-console-output", "os-extended-ips",
              "os-extended-ips-mac", "os-extended-status", "os-quota-sets", "os-user-data"]
-    if request.app["cloud"].personality.network["api"] == "nova-network":
-        names += ["os-floating-ips", "os-floating-ip-pools", "os-security-groups",
-                  "os-tenant-networks"]
+    api = request.app["cloud"].personality.network["api"]
+    if api != "none":
+        names += ["os-floating-ips", "os-floating-ip-pools", "os-security-groups"]
+    if api == "nova-network":
+        names += ["os-tenant-networks"]
     return json_response({"extensions": [
         {"alias": n, "name": n, "namespace": "http://docs.openstack.org/compute/ext/fake_xml",
          "description": n, "links": [], "updated": "2014-12-03T00:00:00Z"} for n in names]})
@@ -266,7 +270,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get(f"{API}/limits", limits_show)
     r.add_get(f"{API}/extensions", extensions)
     compute_servers.add_routes(app, API)
-    if app["cloud"].personality.network["api"] == "nova-network":
+    if app["cloud"].personality.network["api"] != "none":       # nova-network, or Neutron
         compute_novanet.add_routes(app, API)
 
 

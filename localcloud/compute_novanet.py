@@ -1,11 +1,12 @@
 """nova-network through Nova: os-floating-ips, os-floating-ip-pools, os-security-groups,
 os-tenant-networks.
 
-Served only where the personality's ``network.api`` is ``nova-network`` (the
-talks' nova-network shape), and only up to microversion 2.35 (a bare 404 after:
-``compute_version.until``).  A floating IP asked without a pool comes from
-Nova's ``default_floating_pool``, ``nova`` (``nova/conf/neutron.py``): on a cloud
-whose pool has another name that is a 404, as on a real one. The records are the same ones Neutron would serve
+Served where the personality's ``network.api`` is ``nova-network`` (the talks'
+nova-network shape) or ``neutron`` (Nova's proxies to Neutron), and only up to
+microversion 2.35 (a bare 404 after: ``compute_version.until``).  A floating IP
+asked without a pool comes from Nova's ``default_floating_pool``, ``nova``
+(``nova/conf/neutron.py``): on a cloud whose pool has another name that is a
+404, as on a real one. The records are the same ones Neutron would serve
 (``netmodel``), shown in nova-network's shapes: a floating IP is
 ``{"id", "ip", "fixed_ip", "instance_id", "pool"}``, a rule
 ``{"parent_group_id", "ip_protocol", "from_port", "to_port", "ip_range", "group"}``.
@@ -186,13 +187,17 @@ groups_list, group_show = _readers("secgroup", "security_group", "group_id", gro
 async def group_create(request: web.Request) -> web.Response:
     cloud = request.app["cloud"]
     body = (await read_json(request) or {}).get("security_group")
-    if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+    if not isinstance(body, dict) or not isinstance(body.get("name"), str) or \
+            not isinstance(body.get("description"), str):
         raise HTTPFault(400, "Invalid input for field/attribute security_group.")
-    if any(g["name"] == body["name"] for g in netmodel.all_of(cloud, "secgroup")):
+    neutron = cloud.personality.network["api"] == "neutron"
+    if not neutron and any(g["name"] == body["name"] for g in netmodel.all_of(cloud, "secgroup")):
         raise HTTPFault(400, f"Security group {body['name']} already exists")
     if quotas.exceeded(request, "security_groups"):
         raise HTTPFault(403, "Quota exceeded, too many security groups.")
-    group = netmodel.new_group(cloud, body["name"], str(body.get("description") or ""))
+    group = netmodel.new_group(cloud, body["name"], body["description"])
+    for ethertype in ("IPv4", "IPv6") if neutron else ():     # what Neutron adds
+        netmodel.new_rule(cloud, group, direction="egress", ethertype=ethertype, system=True)
     return json_response({"security_group": group_view(cloud, group)})
 
 

@@ -62,8 +62,16 @@ def server_view(request: web.Request, doc: dict, detail: bool = True) -> dict:
         "OS-SRV-USG:terminated_at": None,
         "os-extended-volumes:volumes_attached": compute_volumes.attached(doc),
         "security_groups": [{"name": g} for g in groups]})
+    for since, key, value in (((2, 9), "locked", False),
+                              ((2, 19), "description", doc.get("description")),
+                              ((2, 26), "tags", [])):
+        if compute_version.of(request) >= since:
+            view[key] = value
     if doc.get("fault"):
-        view["fault"] = doc["fault"]
+        # the details of a 500 fault are for admins, and the local cloud's user is none
+        # (nova/api/openstack/compute/views/servers.py _get_fault)
+        view["fault"] = {k: v for k, v in doc["fault"].items()
+                         if k != "details" or doc["fault"]["code"] != 500}
     return view
 
 
@@ -122,6 +130,19 @@ def _image(cloud: Cloud, ref: object) -> dict:
     if doc["status"] != "active":
         raise HTTPFault(400, f"Image {image_id} is not active.")
     return doc
+
+
+def check_networks(asked: object, version: compute_version.Version) -> None:
+    """The request schema's part (checked first, as Nova's schema is): from 2.37
+    ``networks`` is required and may be ``auto`` or ``none``; before, only a list."""
+    if version >= compute_version.NETWORKS_REQUIRED:
+        if asked is None:
+            raise HTTPFault(400, "Invalid input for field/attribute server. Value: {...}. "
+                                 "'networks' is a required property")
+        if isinstance(asked, str) and asked not in ("auto", "none"):
+            raise HTTPFault(400, "Invalid input for field/attribute networks.")
+    elif isinstance(asked, str):
+        raise HTTPFault(400, "Invalid input for field/attribute networks.")
 
 
 def _networks(cloud: Cloud, asked: object, groups: list[str] | None) -> list[dict]:
@@ -231,7 +252,8 @@ async def server_create(request: web.Request) -> web.Response:
            "config_drive": config_drive or cloud.personality.compute["config_drive"],
            "tenant_id": cloud.credentials["project_id"],
            "user_id": cloud.credentials["user_id"], "hostId": uuid.uuid4().hex[:24] * 2,
-           "fault": None, "_created": now, "_updated": now, "_launched": None,
+           "fault": None, "description": body.get("description"), "_created": now,
+           "_updated": now, "_launched": None,
            "_vcpus": f["vcpus"], "_ram": f["ram"], "_user_data": user_data, "_silent": False}
     ports = _networks(cloud, body.get("networks"), groups)
     for port in ports:
@@ -248,7 +270,8 @@ async def server_create(request: web.Request) -> web.Response:
             "OS-DCF:diskConfig": "MANUAL", "adminPass": uuid.uuid4().hex[:12],
             "security_groups": [{"name": g["name"]}
                                 for g in security_groups_of(cloud, doc["id"])]}
-    return json_response({"server": view}, status=202)
+    return json_response({"server": view}, status=202,
+                         headers={"Location": view["links"][0]["href"]})
 
 
 # --- the build ---------------------------------------------------------------------------
@@ -379,8 +402,7 @@ async def server_action(request: web.Request) -> web.Response:
         length = args.get("length")
         length = int(length) if length not in (None, -1, "-1") else None
         return json_response({"output": cloud.hypervisor.console(doc["id"], length)})
-    if action in compute_novanet.ACTIONS and \
-            cloud.personality.network["api"] == "nova-network":
+    if action in compute_novanet.ACTIONS and cloud.personality.network["api"] != "none":
         return await compute_novanet.ACTIONS[action](request, doc, args)
     raise HTTPFault(400, f"There is no such action: {action}")
 

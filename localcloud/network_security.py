@@ -64,20 +64,21 @@ async def group_delete(request: web.Request) -> web.Response:
 
 
 def _invalid(message: str) -> HTTPFault:
-    return HTTPFault(400, message, kind="InvalidInput")
+    """An attribute Neutron's API layer refuses before any lookup (webob's HTTPBadRequest)."""
+    return HTTPFault(400, message, kind="HTTPBadRequest")
 
 
 def parse_rule(cloud: Cloud, body: dict) -> tuple[dict, dict]:
     """(group, rule fields) from a request body, validated as Neutron does."""
-    group = find(cloud, "security-groups", str(body.get("security_group_id")))
     direction = body.get("direction")
     if direction not in ("ingress", "egress"):
-        raise _invalid(f"Invalid input for direction. Reason: '{direction}' is not in "
-                       "['ingress', 'egress'].")
+        raise _invalid(f"Invalid input for direction. Reason: {direction} is not in "
+                       "valid_values.")
     ethertype = body.get("ethertype") or "IPv4"
     if ethertype not in ("IPv4", "IPv6"):
-        raise _invalid(f"Invalid input for ethertype. Reason: '{ethertype}' is not in "
-                       "['IPv4', 'IPv6'].")
+        raise _invalid(f"Invalid input for ethertype. Reason: {ethertype} is not in "
+                       "valid_values.")
+    group = find(cloud, "security-groups", str(body.get("security_group_id")))
     protocol = body.get("protocol")
     protocol = None if protocol in (None, "", "any") else str(protocol).lower()
     if protocol is not None and protocol not in PROTOCOLS and not protocol.isdigit():

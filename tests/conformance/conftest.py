@@ -19,7 +19,10 @@ clouds.yaml as ``upstream_cloud`` (admin ``upstream``, tenant ``upstream-demo``)
 The checks of a single-store Glance that converts imports
 (``test_single_store.py``) run against the second upstream Glance that
 ``upstream.single`` starts on first use (``upstream_single``) and the local
-cloud's ``upstream-single.yaml``.
+cloud's ``upstream-single.yaml``. The compute and network checks
+(``compute/test_compute.py``, ``compute/test_network.py``) run against upstream Nova and
+Neutron (``upstream_compute``) and the local cloud's ``upstream-compute.yaml``;
+they and their targets are in ``compute/``.
 
 A check the local cloud knowingly fails is listed in ``differences.py`` (and
 docs/upstream.md) and is a strict xfail there. At the end pytest prints a
@@ -51,6 +54,7 @@ from upstream import single as upstream_single_run
 HERE = Path(__file__).resolve().parent
 PERSONALITY = HERE / "upstream.yaml"
 SINGLE_PERSONALITY = HERE / "upstream-single.yaml"
+COMPUTE_PERSONALITY = HERE / "upstream-compute.yaml"
 TARGETS = ("upstream", "localcloud")
 IMAGE_V2 = {"min_version": "2", "max_version": "2.latest"}
 PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
@@ -121,7 +125,7 @@ def upstream_compute(upstream_cloud, request) -> Iterator[UpstreamCompute]:
 
 @pytest.fixture(scope="session")
 def local_cloud(tmp_path_factory):
-    with running_cloud([str(PERSONALITY), str(SINGLE_PERSONALITY)],
+    with running_cloud([str(PERSONALITY), str(SINGLE_PERSONALITY), str(COMPUTE_PERSONALITY)],
                        tmp_path_factory.mktemp("conformance-local")) as lc:
         yield lc
 

@@ -24,6 +24,6 @@ def test_every_difference_is_documented_with_its_reason(path):
 
 def test_every_difference_names_a_check():
     names = set()
-    for path in (REPO / "tests" / "conformance").glob("test_*.py"):
+    for path in (REPO / "tests" / "conformance").rglob("test_*.py"):
         names |= set(re.findall(r"^def (test_\w+)\(", path.read_text(), re.MULTILINE))
     assert set(DIFFERENCES) <= names

@@ -188,7 +188,7 @@ def test_security_groups_and_rules(cloud, lcc):
         f"Security group rule already exists. Rule id is {rule['id']}.")
     for change, kind in (({"protocol": "gre!"}, "SecurityGroupRuleInvalidProtocol"),
                          ({"port_range_min": 0}, "SecurityGroupInvalidPortValue"),
-                         ({"direction": "sideways"}, "InvalidInput")):
+                         ({"direction": "sideways"}, "HTTPBadRequest")):
         bad = {"security_group_rule": dict(body["security_group_rule"], **change)}
         response = network.post("/security-group-rules", json=bad, raise_exc=False)
         assert (response.status_code, response.json()["NeutronError"]["type"]) == (400, kind)
