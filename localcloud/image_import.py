@@ -21,7 +21,7 @@ import uuid
 
 from aiohttp import web
 
-from localcloud import image_conversion, object_large
+from localcloud import image_conversion, image_decompression, object_large
 from localcloud import image_model as model
 from localcloud.cloud import Cloud
 from localcloud.http import (
@@ -317,11 +317,19 @@ async def run_import(cloud: Cloud, image_id: str) -> None:
     failure = plan["fail"]
     try:
         if failure is None:
+            inflated = image_decompression.applies(cloud, doc, cloud.store.blob_path(blob))
+            if inflated:
+                blob, received = await _decompress(cloud, blob)
             model.check_content(cloud, doc, cloud.store.blob_path(blob))
+            converted = image_conversion.target_format(cloud, doc["disk_format"]) is not None
             blob, received = await _convert(cloud, doc, blob, received)
+            if (inflated and not converted
+                    and not cloud.personality.image_import["decompress_sets_size"]):
+                # Glance before 2026.1: the stage's (compressed) size stays on the image.
+                raise image_decompression.DecompressionFailed(image_decompression.SIZE_KEPT)
     except HTTPFault as e:
         failure = e.message
-    except image_conversion.ConversionFailed as e:
+    except (image_conversion.ConversionFailed, image_decompression.DecompressionFailed) as e:
         failure = str(e)
     doc["_staged"] = None
     doc["properties"].pop("os_glance_importing_to_stores", None)
@@ -355,6 +363,14 @@ async def _end_flow(cloud: Cloud, image_id: str) -> None:
         return
     current["properties"] = {k: v for k, v in read["properties"].items() if k != IMPORT_LOCK}
     model.save(cloud, current)
+
+
+async def _decompress(cloud: Cloud, blob: str) -> tuple[str, Received]:
+    """The image_decompression plugin: the staged gzip becomes the blob it inflates to."""
+    tmp = cloud.store.tmp_path()
+    inflated = await image_decompression.inflate(cloud.store.blob_path(blob), tmp)
+    cloud.store.remove_blob(blob)
+    return cloud.store.commit_blob(tmp), inflated
 
 
 async def _convert(cloud: Cloud, doc: dict, blob: str,
