@@ -58,3 +58,11 @@ async def inflate(source: Path, out: Path) -> Received:
     except BaseException:
         out.unlink(missing_ok=True)
         raise
+
+
+async def decompress(cloud: Cloud, blob: str) -> tuple[str, Received]:
+    """The staged gzip blob replaced by the blob it inflates to, with its digests."""
+    tmp = cloud.store.tmp_path()
+    inflated = await inflate(cloud.store.blob_path(blob), tmp)
+    cloud.store.remove_blob(blob)
+    return cloud.store.commit_blob(tmp), inflated
