@@ -35,6 +35,14 @@ def identity_version(cloud: Cloud) -> tuple[str, str]:
     return "discovered at auth_url", "unversioned auth_url"
 
 
+def _gzip_note(cloud: Cloud) -> str:
+    """A raw cloud whose Glance inflates a gzip gets one by these import methods."""
+    methods = cloud.profile.image.raw_compressed_imports
+    if cloud.disk_format != "raw" or not methods:
+        return ""
+    return f" (its gzip by {' or '.join(methods)})"
+
+
 def plan_rows(cloud: Cloud) -> list[tuple[str, str, str]]:
     """(fact, value, where it came from) for one target; no secret among them."""
     cfg, net = cloud.config, cloud.profile.network
@@ -48,7 +56,7 @@ def plan_rows(cloud: Cloud) -> list[tuple[str, str, str]]:
         ("identity", f"v{version} ({cfg.config.get('auth_type') or 'password'} auth)"
          if version[0].isdigit() else version, why),
         ("profile", cloud.profile.name, src.get("profile", "")),
-        ("format", cloud.disk_format, src.get("format", "")),
+        ("format", cloud.disk_format + _gzip_note(cloud), src.get("format", "")),
         ("upload", ", ".join(cloud.profile.image.upload), src.get("upload", "")),
         ("network", f"{net.api} api, {net.external}, {floating}", src.get("network", "")),
     ]
