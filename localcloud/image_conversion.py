@@ -52,3 +52,21 @@ async def convert(source: Path, source_format: str, target: str, out: Path) -> R
         raise ConversionFailed(f"Image conversion from {source_format} to {target} failed: "
                                f"{tail}")
     return await asyncio.to_thread(_digest, out)
+
+
+async def convert_blob(cloud: Cloud, doc: dict, blob: str,
+                       received: Received) -> tuple[str, Received]:
+    """Where the cloud converts: the staged blob replaced by the converted one, and the
+    image's ``disk_format`` set to the target; otherwise the blob as it was."""
+    target = target_format(cloud, doc["disk_format"])
+    if target is None:
+        return blob, received
+    tmp = cloud.store.tmp_path()
+    try:
+        converted = await convert(cloud.store.blob_path(blob), doc["disk_format"], target, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    cloud.store.remove_blob(blob)
+    doc["disk_format"] = target
+    return cloud.store.commit_blob(tmp), converted

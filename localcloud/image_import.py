@@ -21,7 +21,7 @@ import uuid
 
 from aiohttp import web
 
-from localcloud import image_conversion, object_large
+from localcloud import image_conversion, image_decompression, object_large
 from localcloud import image_model as model
 from localcloud.cloud import Cloud
 from localcloud.http import (
@@ -317,11 +317,19 @@ async def run_import(cloud: Cloud, image_id: str) -> None:
     failure = plan["fail"]
     try:
         if failure is None:
+            inflated = image_decompression.applies(cloud, doc, cloud.store.blob_path(blob))
+            if inflated:
+                blob, received = await image_decompression.decompress(cloud, blob)
             model.check_content(cloud, doc, cloud.store.blob_path(blob))
-            blob, received = await _convert(cloud, doc, blob, received)
+            converted = image_conversion.target_format(cloud, doc["disk_format"]) is not None
+            blob, received = await image_conversion.convert_blob(cloud, doc, blob, received)
+            if (inflated and not converted
+                    and not cloud.personality.image_import["decompress_sets_size"]):
+                # Glance before 2026.1: the stage's (compressed) size stays on the image.
+                raise image_decompression.DecompressionFailed(image_decompression.SIZE_KEPT)
     except HTTPFault as e:
         failure = e.message
-    except image_conversion.ConversionFailed as e:
+    except (image_conversion.ConversionFailed, image_decompression.DecompressionFailed) as e:
         failure = str(e)
     doc["_staged"] = None
     doc["properties"].pop("os_glance_importing_to_stores", None)
@@ -355,24 +363,6 @@ async def _end_flow(cloud: Cloud, image_id: str) -> None:
         return
     current["properties"] = {k: v for k, v in read["properties"].items() if k != IMPORT_LOCK}
     model.save(cloud, current)
-
-
-async def _convert(cloud: Cloud, doc: dict, blob: str,
-                   received: Received) -> tuple[str, Received]:
-    """The image_conversion plugin, where the cloud has one: a new blob, a new disk_format."""
-    target = image_conversion.target_format(cloud, doc["disk_format"])
-    if target is None:
-        return blob, received
-    tmp = cloud.store.tmp_path()
-    try:
-        converted = await image_conversion.convert(cloud.store.blob_path(blob),
-                                                   doc["disk_format"], target, tmp)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    cloud.store.remove_blob(blob)
-    doc["disk_format"] = target
-    return cloud.store.commit_blob(tmp), converted
 
 
 def resume(cloud: Cloud) -> None:

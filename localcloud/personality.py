@@ -48,9 +48,13 @@ DEFAULT_IMAGE_LISTING = {"limit_default": 25, "limit_max": 1000}
 # How interoperable import behaves (docs/vendor-behaviour.md "Failed interoperable import",
 # "Conversion on import"): stores "multi" names a failed store in os_glance_failed_import,
 # "single" only fails the image's import task; convert_to is the image_conversion plugin's
-# output_format; task_list serves GET /v2/images/{id}/tasks (Image API v2.12).
+# output_format; task_list serves GET /v2/images/{id}/tasks (Image API v2.12); decompress
+# is the image_decompression plugin (gzip inflated unless container_format is compressed)
+# and decompress_sets_size its 2026.1 fix (without it a glance-direct import of a gzip
+# fails: "Glance's decompression plugin").
 DEFAULT_IMAGE_IMPORT = {"stores": "multi", "convert_to": None, "task_list": False,
-                        "import_lock": False}
+                        "import_lock": False, "decompress": False,
+                        "decompress_sets_size": False}
 DISK_FORMATS = ["raw", "qcow2", "vhd", "vhdx", "vmdk", "vdi", "iso", "ploop", "ami", "ari",
                 "aki"]
 
@@ -96,7 +100,9 @@ SCHEMA: dict[str, Any] = {
                            "task_list": {"type": "boolean"},
                            # the image carries os_glance_import_task until the flow ends,
                            # and the flow's last image save loses properties set meanwhile
-                           "import_lock": {"type": "boolean"}}},
+                           "import_lock": {"type": "boolean"},
+                           "decompress": {"type": "boolean"},
+                           "decompress_sets_size": {"type": "boolean"}}},
         "faults": {"type": "array", "items": {"type": "object"}},
         "compute": {
             "type": "object", "additionalProperties": False, "required": ["config_drive"],

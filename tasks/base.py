@@ -7,9 +7,10 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import luigi
 
@@ -18,12 +19,14 @@ from pipeline.cloud.mechanism import upload_priority
 from pipeline.core.errors import PipelineError
 from pipeline.image.build import plan_build
 from pipeline.image.buildid import build_id
+from pipeline.image.convert import compressed_formats
 from pipeline.run import builds, failures, ledger
 from pipeline.run.workdir import WorkDir
 from pipeline.settings.clouds import Cloud, load_clouds, select_clouds
 from pipeline.settings.config import PipelineConfig, load_pipeline, load_profiles
 
 LOG = logging.getLogger("imagefleet.tasks")
+DEFAULT_COMPRESSED = compressed_formats([])   # no cloud at all: `imagefleet build --format`
 
 
 class imagefleet(luigi.Config):  # noqa: N801 - luigi names config sections by class
@@ -47,17 +50,30 @@ def committed(target: luigi.LocalTarget) -> Iterator[str]:
             raise
 
 
-def planned_run() -> tuple[str, str, list[str]]:
-    """The build digest, its build time (the last build's, or now when a rebuild is due)
-    and the cloud names the configuration selects today."""
+def planned_compression(clouds: Iterable[Cloud]) -> tuple[str, ...]:
+    """The formats written compressed for these clouds: a ``ConvertImage`` parameter,
+    decided here once, when the run is planned (``compressed_formats``)."""
+    return compressed_formats((c.disk_format, c.profile.image) for c in clouds)
+
+
+def selected_clouds(only: Iterable[str] | None = None) -> list[Cloud]:
+    """The clouds the configuration selects (``only``: these), read through openstacksdk."""
     config = load_pipeline(imagefleet().config)
     clouds = load_clouds(imagefleet().clouds_yaml or None)
-    selected = select_clouds(config, load_profiles(config.vendors_dir), clouds)
+    return select_clouds(config, load_profiles(config.vendors_dir), clouds,
+                         only=list(only) if only is not None else None)
+
+
+def planned_run() -> tuple[str, str, list[str], tuple[str, ...]]:
+    """The build digest, its build time (the last build's, or now when a rebuild is due),
+    the cloud names the configuration selects today and the formats written compressed."""
+    config = load_pipeline(imagefleet().config)
+    selected = [c for c in selected_clouds() if c.name not in config.paused]
     digest = plan_build(config).digest
     layout = WorkDir(Path(imagefleet().work_dir).resolve())
     built_at = builds.choose_built_at(layout, digest, builds.now(), config.rebuild_age)
     builds.claim(layout, digest, built_at)
-    return digest, built_at, [c.name for c in selected if c.name not in config.paused]
+    return digest, built_at, [c.name for c in selected], planned_compression(selected)
 
 
 class ImagefleetTask(luigi.Task):
@@ -138,12 +154,25 @@ class BuildTask(ImagefleetTask):
         return build_id(self.digest, self.built_at)
 
     @property
-    def build_params(self) -> dict[str, str]:
+    def build_params(self) -> dict[str, Any]:
         """What names this build to the tasks it requires."""
         return {"digest": self.digest, "built_at": self.built_at}
 
 
-class CloudTask(BuildTask):
+class ConversionTask(BuildTask):
+    """A task about a build's converted files (their conversion, boot, upload): which
+    formats are written compressed is planned once for the run and passed down."""
+
+    compressed = luigi.ListParameter(
+        default=DEFAULT_COMPRESSED,
+        description="disk formats written compressed (planned from the clouds' profiles)")
+
+    @property
+    def build_params(self) -> dict[str, Any]:
+        return {**super().build_params, "compressed": tuple(self.compressed)}
+
+
+class CloudTask(ConversionTask):
     """One build on one cloud (upload, verify, retention): ordered by the cloud's upload."""
 
     cloud = luigi.Parameter()

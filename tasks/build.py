@@ -9,15 +9,13 @@ from pathlib import Path
 import luigi
 
 from pipeline.core import atomicfile
-from pipeline.core.errors import BuildError, ConfigError
+from pipeline.core.errors import BuildError, PipelineError
 from pipeline.core.formats import EXTENSION
 from pipeline.image.build import build_base, plan_build
 from pipeline.image.buildcleanup import remove_stale_partials
-from pipeline.image.convert import compress_qcow2, convert_image
+from pipeline.image.convert import compressed_payload, convert_image, gzip_path
 from pipeline.image.manifest import read_manifest
-from pipeline.settings.clouds import load_clouds, select_clouds
-from pipeline.settings.config import load_profiles
-from tasks.base import BuildTask, committed, imagefleet
+from tasks.base import DEFAULT_COMPRESSED, BuildTask, ConversionTask, committed
 
 
 class BuildBaseImage(BuildTask):
@@ -47,43 +45,38 @@ class BuildBaseImage(BuildTask):
                                   json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
-class ConvertImage(BuildTask):
-    """The base image in one disk format; clouds sharing a format share this task."""
+class ConvertImage(ConversionTask):
+    """The base image in one disk format; clouds sharing a format share this task.
+
+    Whether it is written compressed is the ``compressed`` parameter, planned with the
+    run (``planned_compression``): ``complete`` reads only the work directory.
+    """
 
     stage = "convert"
     disk_format = luigi.ChoiceParameter(choices=sorted(EXTENSION))
 
     def requires(self):
-        return BuildBaseImage(**self.build_params)
+        return BuildBaseImage(digest=self.digest, built_at=self.built_at)
 
     def output(self):
         return luigi.LocalTarget(str(self.layout.converted(self.build_id, self.disk_format)))
 
     @property
     def compress(self) -> bool:
-        """Compressed qcow2 unless a configured qcow2 cloud's profile says no (read each
-        time: luigi reuses task instances within a process, the configuration may change)."""
-        if self.disk_format != "qcow2":
-            return False
-        config = self.pipeline_config
-        try:
-            clouds = select_clouds(config, load_profiles(config.vendors_dir),
-                                   load_clouds(imagefleet().clouds_yaml or None))
-        except ConfigError:         # `imagefleet build` needs no clouds.yaml
-            clouds = []
-        return compress_qcow2(c.profile.image.qcow2_compressed for c in clouds
-                              if c.disk_format == "qcow2")
+        return self.disk_format in self.compressed
 
     def complete(self) -> bool:
-        """Done when the file exists and was written with today's compression choice."""
+        """Done when the file exists and was written with this run's compression choice."""
         if not super().complete():
             return False
         record = self.layout.convert_record(self.build_id, self.disk_format)
         try:
             written = json.loads(record.read_text()).get("compressed", False)
-        except (OSError, ValueError):
+            gzip_ok = (compressed_payload(self.output().path) is not None
+                       or not (self.compress and self.disk_format == "raw"))
+        except (OSError, ValueError, PipelineError):
             return False
-        return written == self.compress
+        return written == self.compress and gzip_ok
 
     def run(self):
         out = self.output()
@@ -92,12 +85,13 @@ class ConvertImage(BuildTask):
         # Written with the other compression choice: the image goes before its record,
         # and its local boot proved the old file, so the new one is booted again.
         Path(out.path).unlink(missing_ok=True)
+        gzip_path(out.path).unlink(missing_ok=True)
         self.layout.convert_record(self.build_id, self.disk_format).unlink(missing_ok=True)
         self.layout.local_boot_record(self.build_id, self.disk_format).unlink(missing_ok=True)
         with committed(out) as tmp:
             record = convert_image(self.input().path, tmp, self.disk_format,
                                    log_path=self.log_path(f"convert-{self.disk_format}.log"),
-                                   compress=self.compress)
+                                   compress=self.compress, gzip_dest=gzip_path(out.path))
             # The record first: an image never stands without the record it is checked by.
             atomicfile.write_text(self.layout.convert_record(self.build_id, self.disk_format),
                                   json.dumps(record, indent=2, sort_keys=True) + "\n")
@@ -108,6 +102,8 @@ class BuildImages(luigi.WrapperTask):
 
     digest = luigi.Parameter()
     disk_formats = luigi.ListParameter()
+    compressed = luigi.ListParameter(default=DEFAULT_COMPRESSED)
 
     def requires(self):
-        return [ConvertImage(digest=self.digest, disk_format=f) for f in self.disk_formats]
+        return [ConvertImage(digest=self.digest, disk_format=f, compressed=self.compressed)
+                for f in self.disk_formats]

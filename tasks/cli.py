@@ -38,6 +38,7 @@ from pipeline.settings.config import load_pipeline, load_profiles
 from pipeline.settings.plan import render_discovery, render_plan
 from pipeline.settings.profile import kernel_refusal
 from tasks import fleetcli
+from tasks.base import DEFAULT_COMPRESSED, planned_compression
 from tasks.build import BuildImages, ConvertImage
 from tasks.publish import Publish
 
@@ -194,15 +195,17 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.formats:  # explicit formats: no clouds.yaml needed
         config = load_pipeline(args.config)
         formats = distinct_formats(args.formats)
+        compressed = DEFAULT_COMPRESSED
     else:
         config, selected = load_all(args)
         formats = distinct_formats(c.disk_format for c in selected)
+        compressed = planned_compression(selected)
     plan = plan_build(config)
     work_dir = Path(args.work_dir).resolve()
     configure_luigi(work_dir, args.config, args.clouds_yaml)
     LOG.info("build %s: formats %s", plan.build_id, ", ".join(formats))
-    code = run_luigi([BuildImages(digest=plan.digest, disk_formats=formats)], work_dir,
-                     args.workers)
+    code = run_luigi([BuildImages(digest=plan.digest, disk_formats=formats,
+                                  compressed=compressed)], work_dir, args.workers)
     if code == 0:
         for fmt in formats:
             print(ConvertImage(digest=plan.digest, disk_format=fmt).output().path)
@@ -227,7 +230,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         LOG.info("run %s: build %s (%s) for %s", args.date, plan.build_id, plan.built_at,
                  ", ".join(names))
         code = run_luigi([Publish(date=args.date, digest=plan.digest, built_at=plan.built_at,
-                                  clouds=names)], work_dir, args.workers,
+                                  clouds=names, compressed=planned_compression(selected))],
+                         work_dir, args.workers,
                          args.scheduler_url) if names else 0
     rows = collect_rows(work_dir, plan.build_id, selected, since=started)
     rows += [paused_row(c.name, c.profile.name, c.disk_format) for c in paused]

@@ -8,7 +8,7 @@ import luigi
 
 from pipeline.cloud.localboot import local_boot
 from pipeline.core.formats import EXTENSION
-from tasks.base import BuildTask
+from tasks.base import ConversionTask
 from tasks.build import ConvertImage
 
 
@@ -18,7 +18,7 @@ class localboot(luigi.Config):  # noqa: N801 - luigi names config sections by cl
     timeout = luigi.FloatParameter(default=900.0)
 
 
-class LocalBoot(BuildTask):
+class LocalBoot(ConversionTask):
     """One converted file booted in qemu here, with the check a cloud boot gets."""
 
     stage = "local_boot"

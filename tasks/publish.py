@@ -9,7 +9,7 @@ import luigi
 
 from pipeline.cloud.fleet import promote
 from pipeline.cloud.retention import apply_retention
-from tasks.base import CloudTask, planned_run
+from tasks.base import CloudTask, planned_compression, planned_run, selected_clouds
 from tasks.verify import VerifyImage
 
 
@@ -39,15 +39,23 @@ class Publish(luigi.WrapperTask):
     digest = luigi.Parameter(default="", description="build digest (default: planned now)")
     built_at = luigi.Parameter(default="", description="build time (default: planned now)")
     clouds = luigi.ListParameter(default=(), description="clouds (default: every configured)")
+    compressed = luigi.OptionalListParameter(
+        default=None, description="formats written compressed (default: planned now)")
 
     def requires(self):
         digest, built_at, clouds = self.digest, self.built_at, list(self.clouds)
+        compressed = self.compressed
         if not (digest and clouds):
-            planned_digest, planned_at, planned_clouds = planned_run()
+            planned_digest, planned_at, planned_clouds, planned_compressed = planned_run()
             if not digest:
                 digest, built_at = planned_digest, planned_at
-            clouds = clouds or planned_clouds
-        return [RetainImages(digest=digest, built_at=built_at, cloud=c) for c in clouds]
+            if not clouds:
+                clouds, compressed = planned_clouds, (
+                    planned_compressed if compressed is None else compressed)
+        if compressed is None:
+            compressed = planned_compression(selected_clouds(only=clouds))
+        return [RetainImages(digest=digest, built_at=built_at, cloud=c,
+                             compressed=tuple(compressed)) for c in clouds]
 
 
 class RetainImages(CloudTask):

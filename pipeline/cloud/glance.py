@@ -277,8 +277,9 @@ class Glance(Api):
         """Poll until ``active``; ``killed`` and failed imports fail with what Glance says.
 
         ``imported``: an interoperable import was accepted, so ``queued`` with no store
-        still importing means it failed (single-store Glance says so only in the task list),
-        and ``active`` counts once the flow has dropped its lock (``IMPORT_LOCK``): its last
+        still importing means it failed (single-store Glance says so only in the task list)
+        unless the import's flow has not begun yet (a web-download image stays ``queued``
+        until its task runs), and ``active`` counts once the flow has dropped its lock (``IMPORT_LOCK``): its last
         image save replaces every property, so what we set before would be lost.
         """
         status = "unknown"
@@ -305,7 +306,9 @@ class Glance(Api):
                 reverted = (imported and status == "queued"
                             and not image.properties.get(IMPORTING))
                 if failed or reverted:
-                    raise self._import_failed(image_id, failed, poll)
+                    error = self._import_failed(image_id, failed, poll)
+                    if error is not None:
+                        raise error
                 if status in FAILED or status not in WAITING:
                     raise errors.UploadError(f"{self.service} image {image_id} went to "
                                              f"{status}", where=self.where)
@@ -315,11 +318,12 @@ class Glance(Api):
         raise AssertionError("unreachable")
 
     def _import_failed(self, image_id: str, stores: str | None,
-                       poll: float) -> errors.UploadError:
+                       poll: float) -> errors.UploadError | None:
         """One line for a failed import: Glance's own message, from the image's task list.
 
         Glance reverts the image before it marks the task failed, so a task still running
-        is given ``TASK_GRACE`` seconds to say why."""
+        is given ``TASK_GRACE`` seconds to say why.  None: no store failed and the image
+        left ``queued`` meanwhile (the flow had not begun when we looked)."""
         where = f" in {stores}" if stores else ""
         message = None
         with contextlib.suppress(errors.WaitTimeout):
@@ -327,12 +331,22 @@ class Glance(Api):
                 message, running = self.import_task_failure(image_id)
                 if message is not None or not running:
                     break
+        if message is None and not stores and self._import_went_on(image_id):
+            return None
         if message is None:
             message = "no reason given" + (
                 "" if self.api.minor is None or self.api.minor >= IMAGE_TASKS_SINCE else
                 f" (no image task list before Image API v2.{IMAGE_TASKS_SINCE})")
         return errors.UploadError(f"{self.service} import of image {image_id} failed{where}: "
                                   f"{message}", where=self.where)
+
+    def _import_went_on(self, image_id: str) -> bool:
+        """The image is past ``queued`` now, or a store is importing it."""
+        try:
+            image = self.get(image_id)
+        except errors.Retriable:
+            return False
+        return image.status != "queued" or bool(image.properties.get(IMPORTING))
 
     def import_task_failure(self, image_id: str) -> tuple[str | None, bool]:
         """The message of the image's newest failed task (Image API v2.12+), if any, and

@@ -65,6 +65,17 @@ def choose_upload_mechanism(profile_upload_list: Sequence[str] | None, api_versi
     raise UploadError("no upload mechanism fits this cloud (" + "; ".join(reasons) + ")")
 
 
+def sends_gzip(disk_format: str, mechanism: Mechanism,
+               inflating_imports: Collection[str]) -> bool:
+    """Whether the upload sends the gzip of the raw image instead of the raw file.
+
+    Only a raw image, and only by an interoperable import through which the cloud's
+    Glance inflates a gzip (its ``image_decompression`` plugin; the profile's
+    ``image.raw_compressed_imports``): a PUT or an import task stores what it is sent.
+    """
+    return disk_format == "raw" and mechanism.value in inflating_imports
+
+
 # Relative time an upload kind keeps a cloud's chain busy before the image is
 # active: the passes over the image's bytes it makes (a PUT streams them once;
 # glance-direct stages them, then Glance copies them into the store;

@@ -37,14 +37,14 @@ from pipeline.cloud.marks import (
     image_properties,
     is_this_build,
 )
-from pipeline.cloud.mechanism import Mechanism, choose_upload_mechanism
+from pipeline.cloud.mechanism import Mechanism, choose_upload_mechanism, sends_gzip
 from pipeline.cloud.session import cloud_errors
 from pipeline.cloud.staging import StagedObject, SwiftStaging
 from pipeline.core import errors
 from pipeline.core.checksums import Digests, file_digests
 from pipeline.core.progress import FileBody, Progress, ProgressFactory, make_progress
 from pipeline.core.waiting import iterate_timeout
-from pipeline.image.convert import check_converted
+from pipeline.image.convert import check_converted, compressed_payload
 from pipeline.settings.clouds import Cloud
 from pipeline.settings.profile import MetadataSection
 
@@ -72,6 +72,7 @@ class UploadRecord:
     attempts: int = 1
     skipped: bool = False
     converted_by_cloud: dict[str, Any] | None = None   # {"from", "to", "size"}
+    compressed: str | None = None   # "gzip": the raw's gzip was sent, Glance inflated it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,10 +96,12 @@ class _Upload:
 
     def __init__(self, cloud: Cloud, path: Path, build: BuildInfo,
                  conn: Connection, progress: ProgressFactory, poll_interval: float,
-                 metadata: MetadataSection | None = None):
+                 metadata: MetadataSection | None = None, gzip: Path | None = None):
         self.cloud = cloud
         self.where = cloud.name
         self.path = path
+        self.gzip = gzip
+        self.sent_path = path       # the gzip instead where ``run`` decides to send it
         self.build = build
         self.conn = conn
         self.progress_factory = progress
@@ -126,7 +129,7 @@ class _Upload:
         fields = {**self._fields(), "size": self.digests.size, "checksum": self.digests.md5,
                   "is_public": str(self.image.visibility == "public"),
                   **metadata_fields(self.metadata, "1")}
-        with FileBody(self.path, progress) as body:
+        with FileBody(self.sent_path, progress) as body:
             image = self.glance.create_v1(fields, self.props, body)
         attempt.images.append(image.id)
         return image.id
@@ -134,21 +137,30 @@ class _Upload:
     def put_v2(self, attempt: _Attempt, progress: Progress) -> str:
         image = self.glance.create_v2(self._v2_fields(), self.props)
         attempt.images.append(image.id)
-        with FileBody(self.path, progress) as body:
+        with FileBody(self.sent_path, progress) as body:
             self.glance.put_file(image.id, body)
         return image.id
 
     def glance_direct(self, attempt: _Attempt, progress: Progress) -> str:
         image = self.glance.create_v2(self._v2_fields(), self.props)
         attempt.images.append(image.id)
-        with FileBody(self.path, progress) as body:
+        with FileBody(self.sent_path, progress) as body:
             self.glance.stage(image.id, body)
         self.glance.import_image(image.id, "glance-direct")
         return image.id
 
+    @property
+    def _sent_gzip(self) -> bool:
+        return self.sent_path != self.path
+
+    def _staged_plan(self) -> StagedObject:
+        suffix = ".gz" if self._sent_gzip else ""
+        return self.staging.plan(f"{self.name}.{self.disk_format}{suffix}",
+                                 self.sent_path.stat().st_size)
+
     def _stage(self, attempt: _Attempt, progress: Progress) -> StagedObject:
-        attempt.staged = self.staging.plan(f"{self.name}.{self.disk_format}", self.digests.size)
-        return self.staging.upload(self.path, attempt.staged, progress)
+        attempt.staged = self._staged_plan()
+        return self.staging.upload(self.sent_path, attempt.staged, progress)
 
     def task(self, attempt: _Attempt, progress: Progress) -> str:
         staged = self._stage(attempt, progress)
@@ -188,6 +200,9 @@ class _Upload:
         with cloud_errors(self.where, "upload"):
             self.glance = self.conn.glance
             mechanism = self._mechanism(self.conn.image_api)
+            if self.gzip is not None and sends_gzip(self.disk_format, mechanism,
+                                                    self.image.raw_compressed_imports):
+                self.sent_path = self.gzip
             self.props = image_properties(self.build, self.disk_format, self.digests,
                                           {**self.image.string_properties,
                                            **self.metadata.properties})
@@ -197,12 +212,13 @@ class _Upload:
                          self.where, self.name, existing.id)
                 if mechanism in (Mechanism.TASK, Mechanism.WEB_DOWNLOAD):
                     # A run killed while its import task ran left the staged copy behind.
-                    self.staging.delete(self.staging.plan(f"{self.name}.{self.disk_format}",
-                                                          self.digests.size))
+                    self.staging.delete(self._staged_plan())
                 return self._record(existing, mechanism, start, sent=0, attempts=0, skipped=True)
-            LOG.info("%s: uploading %s (%s, %d bytes) as %s by %s", self.where, self.path.name,
-                     self.disk_format, self.digests.size, self.name, mechanism.value)
-            progress = self.progress_factory(self.digests.size, f"{self.where}: upload")
+            sent_size = self.sent_path.stat().st_size
+            LOG.info("%s: uploading %s (%s, %d bytes) as %s by %s", self.where,
+                     self.sent_path.name, self.disk_format, sent_size, self.name,
+                     mechanism.value)
+            progress = self.progress_factory(sent_size, f"{self.where}: upload")
             try:
                 image, attempts = self._attempts(mechanism, progress, max_attempts,
                                                  retry_wait, retry_timeout)
@@ -273,6 +289,9 @@ class _Upload:
 
     def _check_arrived(self, image: Image) -> None:
         problem = checksum_problem(image, self.digests)
+        if problem and self._sent_gzip:
+            problem += (" (we sent the gzip: is image_decompression enabled for this import "
+                        "method? image.raw_compressed_imports)")
         if problem:
             raise errors.ChecksumMismatch(f"image {image.id}: {problem}", where=self.where)
         if image.disk_format != self.disk_format:
@@ -362,7 +381,8 @@ class _Upload:
             disk_format=self.disk_format, checksum=image.checksum or self.digests.md5,
             sha256=self.digests.sha256, size=self.digests.size, bytes=sent,
             seconds=round(time.monotonic() - start, 3), attempts=attempts, skipped=skipped,
-            converted_by_cloud=recorded_conversion(image, self.disk_format))
+            converted_by_cloud=recorded_conversion(image, self.disk_format),
+            compressed="gzip" if self._sent_gzip and not skipped else None)
 
 
 def upload_image(cloud: Cloud, image_path: str | os.PathLike, build: BuildInfo, *,
@@ -382,6 +402,8 @@ def upload_image(cloud: Cloud, image_path: str | os.PathLike, build: BuildInfo, 
     if not path.is_file():
         raise errors.UploadError(f"{path}: no such image file", where=cloud.name)
     check_converted(path, cloud.disk_format, where=cloud.name, step="check before upload")
+    gzip = (compressed_payload(path, where=cloud.name, step="check before upload")
+            if cloud.disk_format == "raw" else None)
     upload = _Upload(cloud, path, build, connection or Connection(cloud), progress,
-                     poll_interval, metadata)
+                     poll_interval, metadata, gzip=gzip)
     return upload.run(max_attempts, retry_wait, retry_timeout)

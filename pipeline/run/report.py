@@ -34,6 +34,7 @@ class CloudRow:
     upload_rate_mib_s: float | None = None
     skipped_upload: bool = False
     converted_by_cloud: dict | None = None   # {"from", "to", "size"}: Glance converted on import
+    sent_compressed: str | None = None  # "gzip": the raw's gzip went, Glance inflated it
     verify: str | None = None
     address: str | None = None
     address_source: str | None = None
@@ -83,6 +84,7 @@ def cloud_row(cloud: str, profile: str, disk_format: str, *, build: dict | None,
         row.bytes = upload.get("bytes")
         row.skipped_upload = bool(upload.get("skipped"))
         row.converted_by_cloud = upload.get("converted_by_cloud")
+        row.sent_compressed = upload.get("compressed")
         row.upload_seconds = upload.get("seconds")
         row.unchanged_since = upload.get("unchanged_since")
         row.changed_since = upload.get("changed_since")
@@ -134,6 +136,14 @@ def accel_note(local_boot: dict) -> str | None:
         return (f"{fallback['from'].upper()} boot failed after {fallback['seconds_lost']:g} s "
                 f"({fallback['why']}); booted again under {fallback['to'].upper()}")
     return local_boot.get("accel_why")
+
+
+def compression_note(row: dict) -> str:
+    """What went over the wire when it was not the image itself ("" otherwise)."""
+    if not row.get("sent_compressed"):
+        return ""
+    return (f", sent as {row['sent_compressed']} ({row.get('bytes')} bytes), inflated by "
+            f"the cloud's Glance")
 
 
 def conversion_note(converted: dict | None) -> str:
@@ -253,7 +263,8 @@ def render_html(report: dict[str, Any]) -> str:
             f'<td class="{e(c["stages"][s])}" style="background:{_COLOURS[c["stages"][s]]}">'
             f'{e(c["stages"][s])}</td>' for s in STAGES)
         detail = (f"{e(_fmt(c['mechanism']))}, {e(_fmt(c['upload_rate_mib_s'], ' MiB/s'))}"
-                  f"{e(conversion_note(c.get('converted_by_cloud')))}; "
+                  f"{e(conversion_note(c.get('converted_by_cloud')))}"
+                  f"{e(compression_note(c))}; "
                   f"{e(_fmt(c['address']))} via {e(_fmt(c['address_source']))}, "
                   f"reachable after {e(_fmt(c['seconds_to_reachable'], ' s'))}, "
                   f"check {e(_fmt(c.get('verify_check')))}"

@@ -40,6 +40,14 @@ BOOT = {"auto": "image, or a volume if every flavor has zero disk",
         "always": "from a volume made from the image", "never": "image"}
 
 
+def _gzip_note(cloud: Cloud) -> str:
+    """A raw cloud whose Glance inflates a gzip gets one by these import methods."""
+    methods = cloud.profile.image.raw_compressed_imports
+    if cloud.disk_format != "raw" or not methods:
+        return ""
+    return f" (its gzip by {' or '.join(methods)})"
+
+
 def plan_rows(cloud: Cloud) -> list[tuple[str, str, str]]:
     """(fact, value, where it came from) for one target; no secret among them."""
     cfg, net = cloud.config, cloud.profile.network
@@ -53,7 +61,7 @@ def plan_rows(cloud: Cloud) -> list[tuple[str, str, str]]:
         ("identity", f"v{version} ({cfg.config.get('auth_type') or 'password'} auth)"
          if version[0].isdigit() else version, why),
         ("profile", cloud.profile.name, src.get("profile", "")),
-        ("format", cloud.disk_format, src.get("format", "")),
+        ("format", cloud.disk_format + _gzip_note(cloud), src.get("format", "")),
         ("upload", ", ".join(cloud.profile.image.upload), src.get("upload", "")),
         ("network", f"{net.api} api, {net.external}, {floating}", src.get("network", "")),
         ("boot", BOOT[cloud.profile.compute.boot_from_volume], src.get("boot", "")),

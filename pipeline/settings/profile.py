@@ -80,6 +80,10 @@ class ImageSection:
     # A qcow2 with compressed clusters is a third of the bytes; qemu (so Nova's
     # libvirt driver) reads it.  False for a cloud whose tooling cannot.
     qcow2_compressed: bool = True
+    # The interoperable import methods through which this cloud's Glance inflates a
+    # gzip with its image_decompression plugin: a raw cloud whose upload goes by one
+    # of them is sent the gzip of the raw image.  Empty: the raw file itself.
+    raw_compressed_imports: list[str] = field(default_factory=list)
     rename: bool = True      # False: the stable name is a property, names never change
 
     def image_metadata(self, base: MetadataSection | None = None) -> MetadataSection:

@@ -33,6 +33,9 @@ DIFFERENCES: dict[str, str] = {
     "test_web_download_from_temp_url": (
         "the local cloud's Glance offers glance-direct only (its personality "
         "schema has no web-download flag) and its Swift serves no temp URLs"),
+    "test_web_download_inflates_gzip": (
+        "the local cloud's Glance offers glance-direct only, so its image_decompression "
+        "plugin (image_import.decompress) is reached by glance-direct alone"),
     "test_task_import_from_http_url": (
         "the local cloud's import task reads 'container/object' from its own "
         "Swift (Rackspace's Cloud Images dialect); upstream Glance's task import "

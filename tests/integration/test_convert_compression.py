@@ -1,6 +1,7 @@
 """The qcow2 every qcow2 cloud shares: compressed by default, plain when one cloud
 says ``qcow2_compressed: false``, and converted (and so locally booted) again when
-that choice changes.
+that choice changes; the raw file's gzip, written only for a raw cloud whose Glance
+inflates it (``raw_compressed_imports``).
 
 Fake ``disk-image-create`` (tests/integration/test_build_once.py); qemu-img,
 Luigi and the CLI are real.
@@ -8,6 +9,8 @@ Luigi and the CLI are real.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 from pathlib import Path
 
@@ -54,3 +57,23 @@ def overridden(profile: str, overrides: dict) -> dict:
     entry = cloud_entry(profile)
     entry["imagefleet"]["overrides"] = overrides
     return entry
+
+
+def test_raw_gets_a_gzip_only_for_a_cloud_whose_glance_inflates_it(
+        config_tree, tmp_path, fake_dib, ran, capsys):  # noqa: F811
+    work = tmp_path / "work"
+    inflating = write_clouds_yaml(tmp_path / "gz.yaml", {"dh": overridden(
+        "dreamhost-like", {"image": {"raw_compressed_imports": ["web-download"]}})})
+    assert build(config_tree, inflating, work) == 0
+    (raw,) = capsys.readouterr().out.split()
+    gz = Path(raw + ".gz")
+    written = _record(raw)["gzip"]
+    assert written["bytes"] == gz.stat().st_size
+    assert written["inflates_to"] == hashlib.sha256(Path(raw).read_bytes()).hexdigest()
+    assert gzip.decompress(gz.read_bytes()) == Path(raw).read_bytes()
+
+    ran.clear()
+    plain = write_clouds_yaml(tmp_path / "plain.yaml", {"dh": cloud_entry("dreamhost-like")})
+    assert build(config_tree, plain, work) == 0
+    assert capsys.readouterr().out.split() == [raw] and ran["ConvertImage"] == 1
+    assert "gzip" not in _record(raw) and not gz.exists()

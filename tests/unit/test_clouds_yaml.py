@@ -42,6 +42,15 @@ def test_clouds_get_their_profile_and_format(config_tree, tmp_path):
         ("rax", "rackspace-like", "vhd"), ("hp", "hp-like", "qcow2"), ("dh", "dreamhost-like", "raw")]
 
 
+def test_the_plan_says_where_a_raw_cloud_gets_the_gzip(config_tree, tmp_path):
+    inflating = cloud_entry("dreamhost-like")
+    inflating["imagefleet"]["overrides"] = {"image": {"raw_compressed_imports": ["web-download"]}}
+    gz, plain = _select(config_tree, tmp_path, {"gz": inflating,
+                                                 "plain": cloud_entry("dreamhost-like")})
+    assert _plan(gz)["format"][0] == "raw (its gzip by web-download)"
+    assert _plan(plain)["format"][0] == "raw"
+
+
 def test_os_cloud_and_only_select(config_tree, tmp_path):
     clouds = {"a": cloud_entry("hp-like"), "b": cloud_entry("ovh-like")}
     assert [c.name for c in _select(config_tree, tmp_path, clouds, env={"OS_CLOUD": "b"})] == ["b"]

@@ -1,14 +1,15 @@
 """The pure decisions of a smaller image: which partition is root, what du says,
-whether a qcow2 is compressed for the clouds sharing it, which kernel a profile takes."""
+whether a qcow2 is compressed (and a raw gzipped) for the clouds sharing it, which
+kernel a profile takes."""
 
 from __future__ import annotations
 
 import pytest
 
 from pipeline.core.errors import BuildError
-from pipeline.image.convert import compress_qcow2
+from pipeline.image.convert import compress_qcow2, compressed_formats
 from pipeline.image.freespace import Partition, blocks_in_use, parse_du, root_partition
-from pipeline.settings.profile import Profile, kernel_refusal
+from pipeline.settings.profile import ImageSection, Profile, kernel_refusal
 
 MBR_ONE = {"partitiontable": {"label": "dos", "sectorsize": 512, "partitions": [
     {"node": "base.raw1", "start": 2048, "size": 4192256, "type": "83", "bootable": True}]}}
@@ -50,6 +51,24 @@ def test_parse_du_largest_first_in_bytes():
 ])
 def test_compress_qcow2(allows, expected):
     assert compress_qcow2(allows) is expected
+
+
+def _image(formats: list[str], **keys) -> ImageSection:
+    return ImageSection(disk_formats=formats, **keys)
+
+
+@pytest.mark.parametrize("clouds, expected", [
+    ([], ("qcow2",)),                                        # imagefleet build --format
+    ([("qcow2", _image(["qcow2"])), ("vhd", _image(["vhd"]))], ("qcow2",)),
+    ([("qcow2", _image(["qcow2"], qcow2_compressed=False))], ()),
+    ([("raw", _image(["raw"]))], ("qcow2",)),                # raw without the plugin: no gzip
+    ([("raw", _image(["raw"], raw_compressed_imports=["web-download"])),
+      ("raw", _image(["raw"]))], ("qcow2", "raw")),          # one raw cloud inflates: a gzip
+    ([("qcow2", _image(["qcow2", "raw"], raw_compressed_imports=["web-download"]))],
+     ("qcow2",)),                                            # that cloud gets qcow2, not raw
+])
+def test_compressed_formats(clouds, expected):
+    assert compressed_formats(clouds) == expected
 
 
 def _profile(**compute):

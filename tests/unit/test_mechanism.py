@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from pipeline.cloud.arrival import metadata_fields
-from pipeline.cloud.mechanism import Mechanism, choose_upload_mechanism, upload_priority
+from pipeline.cloud.mechanism import (
+    Mechanism,
+    choose_upload_mechanism,
+    sends_gzip,
+    upload_priority,
+)
 from pipeline.core.errors import UploadError
 from pipeline.settings.config import load_profiles
 from pipeline.settings.profile import MetadataSection
@@ -101,3 +106,16 @@ def test_metadata_fields_by_api(api, expected):
     meta = MetadataSection(min_disk=2, min_ram=512, protected=True, tags=("lts",))
     assert metadata_fields(meta, api) == expected
     assert metadata_fields(MetadataSection(), api) == {}           # today's defaults: nothing
+
+
+@pytest.mark.parametrize("disk_format, mechanism, inflating, expected", [
+    ("raw", Mechanism.WEB_DOWNLOAD, ["web-download"], True),     # Glance 2025.1 + plugin
+    ("raw", Mechanism.GLANCE_DIRECT, ["glance-direct", "web-download"], True),   # 2026.1
+    ("raw", Mechanism.GLANCE_DIRECT, ["web-download"], False),   # 2025.1 fails this one
+    ("raw", Mechanism.PUT_V2, ["glance-direct", "web-download"], False),  # PUT stores as sent
+    ("raw", Mechanism.TASK, ["web-download"], False),
+    ("raw", Mechanism.WEB_DOWNLOAD, [], False),                  # no plugin: the default
+    ("qcow2", Mechanism.WEB_DOWNLOAD, ["web-download"], False),  # qcow2 compresses itself
+])
+def test_sends_gzip(disk_format, mechanism, inflating, expected):
+    assert sends_gzip(disk_format, mechanism, inflating) is expected

@@ -111,6 +111,17 @@ def test_a_conversion_by_the_cloud_shows_in_the_row(tmp_path):
     assert "converted by the cloud from qcow2 to raw" in render_html(report)
 
 
+def test_a_gzip_sent_for_glance_to_inflate_shows_in_the_row():
+    row = cloud_row("up", "upstream", "raw", build={}, convert={}, local_boot={},
+                    upload={**UPLOAD, "mechanism": "web-download", "bytes": 151_000_000,
+                            "compressed": "gzip"},
+                    verify=VERIFY, error=None, failed_stage=None)
+    page = render_html(make_report("2026-11-30", "abc", [row]))
+    assert "sent as gzip (151000000 bytes), inflated by the cloud&#x27;s Glance" in page
+    plain = render_html(make_report("2026-11-30", "abc", list(rows())))
+    assert "sent as gzip" not in plain
+
+
 def test_images_retention_could_not_delete_show_with_their_reason():
     retention = {"keep": 2, "kept": "img-1", "deleted": ["img-0"], "skipped": [
         {"id": "img-p", "name": "imagefleet-debian-b1", "reason": "protected",
