@@ -35,3 +35,10 @@ def test_a_module_using_the_build_outside_its_group_is_refused():
 def test_listed_modules_pass_the_check():
     xdist_groups.check([FakeItem("tests/e2e/test_new.py::test_a", "base_image"),
                         FakeItem("tests/conformance/test_new.py::test_b", "upstream_cloud")])
+
+
+def test_a_module_using_the_compute_target_outside_conformance_is_refused():
+    with pytest.raises(pytest.UsageError, match="test_new.py uses upstream_compute"):
+        xdist_groups.check([FakeItem("tests/integration/test_new.py::test_a",
+                                     "upstream_compute")])
+    xdist_groups.check([FakeItem("tests/conformance/test_new.py::test_a", "upstream_compute")])
