@@ -48,7 +48,7 @@ from pipeline.core.waiting import iterate_timeout
 from upstream import broker, run, seed
 from upstream.bootstrap import REGION, use_wal
 from upstream.install import render
-from upstream.procs import answers, free_ports, group_members, kill_group, rss_kib, service_env
+from upstream.procs import answers, free_ports, group_members, kill_groups, rss_kib, service_env
 
 COMPUTE_HOST = "host-ovs-no_filter"   # bound by neutron's mechanism_test.TestMechanismDriver
 PHYSNET = "public"
@@ -277,12 +277,10 @@ def memory(state: dict[str, Any]) -> dict[str, int]:
 
 def _stop(lay: run.Layout, state: dict[str, Any]) -> list[str]:
     """End our services and take back the catalog entries; the state is rewritten."""
-    stopped = []
-    for name in SERVICES:
-        pid = state.get("pids", {}).pop(name, None)
-        if pid and any(run._ours(p, lay) for p in group_members(pid)):
-            kill_group(pid)
-            stopped.append(name)
+    pids = {name: state.get("pids", {}).pop(name, None) for name in SERVICES}
+    stopped = [name for name, pid in pids.items()
+               if pid and any(run._ours(p, lay) for p in group_members(pid))]
+    kill_groups([pids[name] for name in stopped])
     info = state.pop("compute", None)
     if info and info.get("catalog"):
         with contextlib.suppress(Exception):      # Keystone may be gone already

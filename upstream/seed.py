@@ -51,6 +51,11 @@ def register(state: dict[str, Any], ports: dict[str, int],
     made: dict[str, list[str]] = {"users": [], "services": []}
     port_of = {"placement": "placement", "compute": "nova", "network": "neutron"}
     for stype, (name, user, path) in SERVICES.items():
+        # Left over by a start that was killed before it could clean up.
+        for old in ks.get(f"/services?type={stype}", "services"):
+            ks.session.delete(f"{ks.url}/services/{old['id']}")
+        for old in ks.get(f"/users?name={user}", "users"):
+            ks.session.delete(f"{ks.url}/users/{old['id']}")
         uid = ks.post("/users", "user", {"name": user, "password": passwords[user],
                                          "domain_id": "default",
                                          "default_project_id": project})["id"]
@@ -110,6 +115,8 @@ def _flavors(state: dict[str, Any]) -> dict[str, str]:
 
 def _image(state: dict[str, Any]) -> str:
     image = api(session_for(state, "admin"), "image")
+    for old in image.get(f"/v2/images?name={IMAGE_NAME}").json()["images"]:
+        image.delete(f"/v2/images/{old['id']}")     # left by a start killed mid-way
     img = image.post("/v2/images", json={
         "name": IMAGE_NAME, "disk_format": "raw", "container_format": "bare",
         "visibility": "public"}).json()
