@@ -52,7 +52,8 @@ SECONDS = {
     "tests/localcloud/test_stock_clients_compute.py": 80,
     "tests/localcloud/test_boot.py": 80,
     "tests/integration/test_regions.py": 65,
-    "tests/integration/test_verify_volume.py": 65,    # its own run, 2026-11-30: 68 s
+    "tests/integration/test_compute_behaviours.py": 80,
+    "tests/integration/test_verify_volume.py": 65,
     "tests/resilience/test_bad_input.py": 60,
 }
 

@@ -14,9 +14,10 @@ databases are SQLite files under ``data/``; the configs are
 reuses a healthy compute target, else starts one from empty state. What can
 overlap does, since most of the start is Python importing Nova and Neutron
 on two cores: the broker and Placement (which migrates its own database) are
-spawned first; Nova's databases (``nova_db.py``, one process) and Neutron's
-(``neutron_schema.py``) are built while Keystone gets the service users and
-catalog, each followed by its services; the flavors, image and networks are
+spawned first; Nova's databases (``nova_db.py``, one process) are built while
+its services import Nova (they wait at gate files, ``serve.py cmd --gate``),
+Neutron's (``neutron_schema.py``) before neutron-server starts, and Keystone
+gets the service users and catalog, all at once; the flavors, image and networks are
 made (``seed.resources``) while the scheduler maps the compute host into cell1
 (its periodic ``discover_hosts``). The pids are recorded in the main state
 file, so ``python -m upstream.run stop`` ends them too; ``stop`` here ends
@@ -39,6 +40,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from pipeline.core import runner
@@ -46,7 +48,7 @@ from pipeline.core.waiting import iterate_timeout
 from upstream import broker, run, seed
 from upstream.bootstrap import REGION, use_wal
 from upstream.install import render
-from upstream.procs import answers, free_ports, group_members, kill_group, rss_kib, service_env
+from upstream.procs import answers, free_ports, group_members, kill_groups, rss_kib, service_env
 
 COMPUTE_HOST = "host-ovs-no_filter"   # bound by neutron's mechanism_test.TestMechanismDriver
 PHYSNET = "public"
@@ -112,16 +114,33 @@ def _new_databases(lay: run.Layout) -> None:
 
 
 def _nova_up(lay: run.Layout, record) -> None:
-    """Nova's databases and cell mappings (``nova_db.py``), then its services."""
+    """Nova's services and databases. The services are spawned first and import
+    Nova (seconds of CPU each) while ``nova_db.py`` builds the databases and cell
+    mappings; each waits at its gate file before it starts: the conductor and
+    scheduler for the databases, nova-compute for the conductor, because its
+    first call to the conductor is lost if no conductor queue exists yet (it
+    then waits 10 s, ``nova/conductor/api.py`` ``wait_until_ready``)."""
+    serve, env = run.HERE / "serve.py", {"OS_NOVA_CONFIG_DIR": str(lay.data / "nova")}
+    db_ready, conductor_up = lay.data / "nova" / "db-ready", lay.data / "nova" / "conductor-up"
+    for name, gate in (("nova-conductor", db_ready), ("nova-scheduler", db_ready),
+                       ("nova-compute", conductor_up)):
+        record(name, run.spawn(lay, name, [
+            lay.python, serve, "cmd", "--gate", gate, COMMANDS[name], name,
+            "--config-file", lay.data / "nova" / "nova.conf"], env))
     _manage(lay, "nova-manage", lay.python, run.HERE / "nova_db.py",
             lay.data / "nova" / "nova.conf", f"sqlite:///{lay.data / 'nova' / 'nova_cell0.db'}")
-    serve, env = run.HERE / "serve.py", {"OS_NOVA_CONFIG_DIR": str(lay.data / "nova")}
-    for name in ("nova-conductor", "nova-scheduler", "nova-compute"):
-        record(name, run.spawn(lay, name, [lay.python, serve, "cmd", COMMANDS[name], name,
-                                           "--config-file", lay.data / "nova" / "nova.conf"],
-                               env))
+    record.catalog.wait(run.START_TIMEOUT)      # the services log in at once
+    db_ready.touch()
     record("nova-api", run.spawn(lay, "nova-api", [lay.python, serve, "nova",
                                                    record.ports["nova"]], env))
+    # The conductor has its service record just before it listens.
+    for _ in iterate_timeout(run.START_TIMEOUT, "nova-conductor to start", wait=0.2):
+        if _service_up(lay, "nova-conductor"):
+            break
+        if not run._ours(record.state["pids"]["nova-conductor"], lay):
+            raise run.UpstreamError(f"upstream nova-conductor exited during start "
+                                    f"(see {lay.logs / 'nova-conductor.log'})")
+    conductor_up.touch()
 
 
 def _neutron_up(lay: run.Layout, record) -> None:
@@ -138,14 +157,24 @@ def _neutron_up(lay: run.Layout, record) -> None:
         "--config-file", lay.data / "neutron" / "neutron.conf"], {}))
 
 
+def _query(db: Path, sql: str, *args: Any) -> int:
+    """A count from one of the services' SQLite files (read-only), 0 until it can."""
+    with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(
+            f"file:{db}?mode=ro", uri=True)) as conn:
+        return conn.execute(sql, args).fetchone()[0]
+    return 0
+
+
+def _service_up(lay: run.Layout, binary: str) -> bool:
+    return _query(lay.data / "nova" / "nova_cell1.db",
+                  "SELECT count(*) FROM services WHERE binary = ?", binary) > 0
+
+
 def _host_mapped(lay: run.Layout) -> bool:
     """nova-compute's node is in cell1 and mapped in the API database (by the
     scheduler's periodic discovery, ``discover_hosts_in_cells_interval``)."""
-    with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(
-            f"file:{lay.data / 'nova' / 'nova_api.db'}?mode=ro", uri=True)) as conn:
-        return conn.execute("SELECT count(*) FROM host_mappings WHERE host = ?",
-                            (COMPUTE_HOST,)).fetchone()[0] > 0
-    return False
+    return _query(lay.data / "nova" / "nova_api.db",
+                  "SELECT count(*) FROM host_mappings WHERE host = ?", COMPUTE_HOST) > 0
 
 
 class _Recorder:
@@ -155,6 +184,7 @@ class _Recorder:
     def __init__(self, lay: run.Layout, state: dict[str, Any], ports: dict[str, int]) -> None:
         self.lay, self.state, self.ports = lay, state, ports
         self.lock = threading.Lock()
+        self.catalog = threading.Event()      # Keystone has the service users
 
     def __call__(self, name: str, pid: int) -> None:
         with self.lock:
@@ -176,7 +206,10 @@ def _start_fresh(lay: run.Layout, state: dict[str, Any], info: dict[str, Any]) -
         {"OS_PLACEMENT_CONFIG_DIR": str(lay.data / "placement")}))
     with ThreadPoolExecutor(3) as pool:
         jobs = [pool.submit(_nova_up, lay, record), pool.submit(_neutron_up, lay, record)]
-        info["catalog"] = seed.register(state, ports, info["passwords"])
+        try:
+            info["catalog"] = seed.register(state, ports, info["passwords"])
+        finally:
+            record.catalog.set()
         for job in jobs:
             job.result()
     mark(info, "databases")
@@ -244,12 +277,10 @@ def memory(state: dict[str, Any]) -> dict[str, int]:
 
 def _stop(lay: run.Layout, state: dict[str, Any]) -> list[str]:
     """End our services and take back the catalog entries; the state is rewritten."""
-    stopped = []
-    for name in SERVICES:
-        pid = state.get("pids", {}).pop(name, None)
-        if pid and any(run._ours(p, lay) for p in group_members(pid)):
-            kill_group(pid)
-            stopped.append(name)
+    pids = {name: state.get("pids", {}).pop(name, None) for name in SERVICES}
+    stopped = [name for name, pid in pids.items()
+               if pid and any(run._ours(p, lay) for p in group_members(pid))]
+    kill_groups([pids[name] for name in stopped])
     info = state.pop("compute", None)
     if info and info.get("catalog"):
         with contextlib.suppress(Exception):      # Keystone may be gone already

@@ -44,7 +44,7 @@ from upstream.procs import (
     answers,
     free_ports,
     group_members,
-    kill_group,
+    kill_groups,
     rss_kib,
     service_env,
 )
@@ -160,12 +160,10 @@ def healthy(state: dict[str, Any], lay: Layout) -> bool:
 
 
 def _stop_recorded(lay: Layout, state: dict[str, Any] | None) -> list[str]:
-    stopped = []
-    for name, pid in ((state or {}).get("pids") or {}).items():
-        if any(_ours(p, lay) for p in group_members(pid)):
-            kill_group(pid)
-            stopped.append(name)
-    return stopped
+    ours = {name: pid for name, pid in ((state or {}).get("pids") or {}).items()
+            if any(_ours(p, lay) for p in group_members(pid))}
+    kill_groups(list(ours.values()))
+    return list(ours)
 
 
 def stop(root: str | os.PathLike | None = None) -> list[str]:

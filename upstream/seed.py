@@ -10,6 +10,7 @@ and the main services keep running.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from keystoneauth1 import adapter
@@ -50,6 +51,11 @@ def register(state: dict[str, Any], ports: dict[str, int],
     made: dict[str, list[str]] = {"users": [], "services": []}
     port_of = {"placement": "placement", "compute": "nova", "network": "neutron"}
     for stype, (name, user, path) in SERVICES.items():
+        # Left over by a start that was killed before it could clean up.
+        for old in ks.get(f"/services?type={stype}", "services"):
+            ks.session.delete(f"{ks.url}/services/{old['id']}")
+        for old in ks.get(f"/users?name={user}", "users"):
+            ks.session.delete(f"{ks.url}/users/{old['id']}")
         uid = ks.post("/users", "user", {"name": user, "password": passwords[user],
                                          "domain_id": "default",
                                          "default_project_id": project})["id"]
@@ -62,6 +68,14 @@ def register(state: dict[str, Any], ports: dict[str, int],
         for interface in ("public", "internal"):
             ks.post("/endpoints", "endpoint", {"service_id": sid, "interface": interface,
                                                "region_id": REGION, "url": url})
+    # A user's first password login of the day writes its last_active_at
+    # (keystone/identity/core.py authenticate). Nova's conductor and scheduler
+    # log in as nova at the same moment; two such writes at once fail on
+    # SQLite ("database is locked", a 500 that nova-conductor does not
+    # survive). So each new user logs in once here, alone.
+    for _, user, _ in SERVICES.values():
+        session_for({**state, user: {"username": user, "password": passwords[user],
+                                     "project_name": "service"}}, user).get_token()
     return made
 
 
@@ -91,36 +105,61 @@ def api(sess: ksa_session.Session, service_type: str, **kwargs: Any) -> adapter.
                            region_name=REGION, **kwargs)
 
 
-def resources(state: dict[str, Any]) -> dict[str, Any]:
-    """Flavors, the image, ``public`` (external, flat) with a subnet, and the demo
-    project's network, subnet and router (gateway on ``public``); returns their ids."""
-    admin, demo = session_for(state, "admin"), session_for(state, "demo")
-    compute, image = api(admin, "compute"), api(admin, "image")
-    net_admin, net_demo = api(admin, "network"), api(demo, "network")
+def _flavors(state: dict[str, Any]) -> dict[str, str]:
+    compute = api(session_for(state, "admin"), "compute")
     for name, flavor_id, ram, vcpus, disk in FLAVORS:
         compute.post("/flavors", json={"flavor": {
             "name": name, "id": flavor_id, "ram": ram, "vcpus": vcpus, "disk": disk}})
+    return {name: flavor_id for name, flavor_id, *_ in FLAVORS}
+
+
+def _image(state: dict[str, Any]) -> str:
+    image = api(session_for(state, "admin"), "image")
+    for old in image.get(f"/v2/images?name={IMAGE_NAME}").json()["images"]:
+        image.delete(f"/v2/images/{old['id']}")     # left by a start killed mid-way
     img = image.post("/v2/images", json={
         "name": IMAGE_NAME, "disk_format": "raw", "container_format": "bare",
         "visibility": "public"}).json()
     image.put(f"/v2/images/{img['id']}/file", data=b"\0" * 1024,
               headers={"Content-Type": "application/octet-stream"})
-    public = net_admin.post("/v2.0/networks", json={"network": {
+    return img["id"]
+
+
+def _public_network(state: dict[str, Any]) -> str:
+    net = api(session_for(state, "admin"), "network")
+    public = net.post("/v2.0/networks", json={"network": {
         "name": PUBLIC_NET, "router:external": True, "provider:network_type": "flat",
         "provider:physical_network": PUBLIC_NET}}).json()["network"]
-    net_admin.post("/v2.0/subnets", json={"subnet": {
+    net.post("/v2.0/subnets", json={"subnet": {
         "network_id": public["id"], "name": f"{PUBLIC_NET}-subnet", "ip_version": 4,
         "cidr": PUBLIC_CIDR, "enable_dhcp": False}})
-    tenant = net_demo.post("/v2.0/networks", json={"network": {
+    return public["id"]
+
+
+def _tenant_network(state: dict[str, Any]) -> tuple[str, str]:
+    net = api(session_for(state, "demo"), "network")
+    tenant = net.post("/v2.0/networks", json={"network": {
         "name": TENANT_NET}}).json()["network"]
-    subnet = net_demo.post("/v2.0/subnets", json={"subnet": {
+    subnet = net.post("/v2.0/subnets", json={"subnet": {
         "network_id": tenant["id"], "name": f"{TENANT_NET}-subnet", "ip_version": 4,
         "cidr": TENANT_CIDR}}).json()["subnet"]
-    router = net_demo.post("/v2.0/routers", json={"router": {
-        "name": ROUTER, "external_gateway_info": {"network_id": public["id"]}}}
-    ).json()["router"]
-    net_demo.put(f"/v2.0/routers/{router['id']}/add_router_interface",
-                 json={"subnet_id": subnet["id"]})
-    return {"flavors": {name: flavor_id for name, flavor_id, *_ in FLAVORS},
-            "image": img["id"], "public_network": public["id"],
-            "tenant_network": tenant["id"], "router": router["id"]}
+    return tenant["id"], subnet["id"]
+
+
+def resources(state: dict[str, Any]) -> dict[str, Any]:
+    """Flavors, the image, ``public`` (external, flat) with a subnet, and the demo
+    project's network, subnet and router (gateway on ``public``); returns their ids.
+    The independent parts are made at once, each with its own session."""
+    with ThreadPoolExecutor(4) as pool:
+        flavors, image = pool.submit(_flavors, state), pool.submit(_image, state)
+        public, tenant = pool.submit(_public_network, state), pool.submit(_tenant_network, state)
+        (tenant_id, subnet_id), public_id = tenant.result(), public.result()
+        net = api(session_for(state, "demo"), "network")
+        router = net.post("/v2.0/routers", json={"router": {
+            "name": ROUTER, "external_gateway_info": {"network_id": public_id}}}
+        ).json()["router"]
+        net.put(f"/v2.0/routers/{router['id']}/add_router_interface",
+                json={"subnet_id": subnet_id})
+        return {"flavors": flavors.result(), "image": image.result(),
+                "public_network": public_id, "tenant_network": tenant_id,
+                "router": router["id"]}

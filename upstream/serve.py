@@ -19,7 +19,9 @@ deployment detail of SQLite, not an API change.
 (``OS_NOVA_CONFIG_DIR``), placement ``OS_PLACEMENT_CONFIG_DIR``; both SQLite
 like Glance, so both begin ``IMMEDIATE``. ``serve.py cmd MODULE:FUNC ARGV0
 ARGS...``: a console script (Nova's conductor, scheduler and compute,
-neutron-server) the same way.
+neutron-server) the same way; ``cmd --gate FILE ...`` imports it at once but
+runs it only once FILE exists (nova-compute, whose first call to the conductor
+is lost if it comes before the conductor listens, and then waits 10 s).
 
 ``serve.py swift KIND CONF``: a Swift server (``proxy``, ``account``,
 ``container``, ``object``). Swift checks ``/etc/swift/swift.conf`` before it
@@ -32,6 +34,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import time
 
 APPS = {
     "keystone": "keystone.wsgi.api:application",
@@ -82,21 +85,28 @@ def serve_swift(kind: str, conf: str) -> int:
     return run_wsgi(conf, f"{kind}-server", verbose=True)
 
 
-def run_command(target: str, argv: list[str]) -> None:
+def run_command(target: str, argv: list[str], gate: str | None = None) -> None:
     """A console script's ``main`` (nova-conductor, neutron-server, ...) with
     ``IMMEDIATE`` SQLite transactions: these services write one SQLite file from
     several processes. The module is imported first, as its script would
-    (Nova's and Neutron's command modules monkey-patch with eventlet on import)."""
+    (Nova's and Neutron's command modules monkey-patch with eventlet on import).
+    With ``gate``, ``main`` waits, after the import, until that file exists."""
     module, attr = target.split(":")
     func = getattr(importlib.import_module(module), attr)
     immediate_sqlite_transactions()
+    while gate and not os.path.exists(gate):
+        time.sleep(0.1)
     sys.argv = argv
     sys.exit(func())
 
 
 def main() -> None:
     if sys.argv[1] == "cmd":
-        run_command(sys.argv[2], sys.argv[3:])
+        gate = None
+        if sys.argv[2] == "--gate":
+            gate = sys.argv[3]
+            del sys.argv[2:4]
+        run_command(sys.argv[2], sys.argv[3:], gate)
     if sys.argv[1] == "swift":
         sys.exit(serve_swift(sys.argv[2], sys.argv[3]))
     name, port = sys.argv[1], int(sys.argv[2])

@@ -54,3 +54,10 @@ def test_listed_modules_pass_the_check():
 ])
 def test_longest_scopes_are_handed_out_first(nodeids, expected):
     assert xdist_groups.ordered(nodeids) == expected
+
+
+def test_a_module_using_the_compute_target_outside_conformance_is_refused():
+    with pytest.raises(pytest.UsageError, match="test_new.py uses upstream_compute"):
+        xdist_groups.check([FakeItem("tests/integration/test_new.py::test_a",
+                                     "upstream_compute")])
+    xdist_groups.check([FakeItem("tests/conformance/test_new.py::test_a", "upstream_compute")])
