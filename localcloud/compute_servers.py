@@ -20,6 +20,7 @@ from aiohttp import web
 
 from localcloud import (
     compute_novanet,
+    compute_ports,
     compute_version,
     compute_volumes,
     configdrive,
@@ -132,84 +133,6 @@ def _image(cloud: Cloud, ref: object) -> dict:
     return doc
 
 
-def check_networks(asked: object, version: compute_version.Version) -> None:
-    """The request schema's part (checked first, as Nova's schema is): from 2.37
-    ``networks`` is required and may be ``auto`` or ``none``; before, only a list."""
-    if version >= compute_version.NETWORKS_REQUIRED:
-        if asked is None:
-            raise HTTPFault(400, "Invalid input for field/attribute server. Value: {...}. "
-                                 "'networks' is a required property")
-        if isinstance(asked, str) and asked not in ("auto", "none"):
-            raise HTTPFault(400, "Invalid input for field/attribute networks.")
-    elif isinstance(asked, str):
-        raise HTTPFault(400, "Invalid input for field/attribute networks.")
-
-
-def _networks(cloud: Cloud, asked: object, groups: list[str] | None) -> list[dict]:
-    """Ports for the new server: the asked networks/ports, or the shape's default ones
-    (``auto``); none for ``none``."""
-    if asked == "none":
-        return []
-    if asked in (None, "auto", []):
-        mine = cloud.credentials["project_id"]
-        candidates = [n for n in netmodel.all_of(cloud, "network")
-                      if n["_default"] or (not n["_system"] and n["project_id"] == mine
-                                           and not n["router:external"])]
-        if cloud.personality.network["api"] == "neutron" and len(candidates) > 1:
-            raise HTTPFault(409, "Multiple possible networks found, use a Network ID to be "
-                                 "more specific.")
-        asked = [{"uuid": n["id"]} for n in candidates]
-    if not isinstance(asked, list):
-        raise HTTPFault(400, "Invalid input for field/attribute networks.")
-    ports: list[dict] = []
-    try:
-        _add_ports(cloud, asked, groups, ports)
-    except HTTPFault:
-        for port in ports:
-            if port.get("_made_by_nova"):
-                netmodel.delete(cloud, "port", port["id"])
-        raise
-    return ports
-
-
-def _add_ports(cloud: Cloud, asked: list, groups: list[str] | None, ports: list[dict]) -> None:
-    for entry in asked:
-        if not isinstance(entry, dict):
-            raise HTTPFault(400, "Invalid input for field/attribute networks.")
-        if entry.get("port"):
-            port = netmodel.get(cloud, "port", entry["port"])
-            if port is None:
-                raise HTTPFault(400, f"Port {entry['port']} could not be found.")
-            if port["device_id"]:
-                raise HTTPFault(409, f"Port {port['id']} is still in use.")
-            ports.append(port)
-            continue
-        network = netmodel.get(cloud, "network", entry.get("uuid"))
-        if network is None:
-            raise HTTPFault(400, f"Network {entry.get('uuid')} could not be found.")
-        port = netmodel.new_port(cloud, network, security_groups=groups,
-                                 fixed_ip=entry.get("fixed_ip"))
-        port["_made_by_nova"] = True
-        ports.append(port)
-
-
-def _groups(cloud: Cloud, asked: object) -> list[str] | None:
-    if not cloud.personality.network["security_groups"] or not asked:
-        return None
-    if not isinstance(asked, list):
-        raise HTTPFault(400, "Invalid input for field/attribute security_groups.")
-    found = []
-    for entry in asked:
-        name = entry.get("name") if isinstance(entry, dict) else None
-        group = next((g for g in netmodel.all_of(cloud, "secgroup")
-                      if name in (g["name"], g["id"])), None)
-        if group is None:
-            raise HTTPFault(400, f"Security group {name} not found for project "
-                                 f"{cloud.credentials['project_id']}.")
-        found.append(group["id"])
-    return found
-
-
 def _user_data(value: object) -> str | None:
     if value is None:
         return None
@@ -243,7 +166,7 @@ async def server_create(request: web.Request) -> web.Response:
         if over:
             raise HTTPFault(403, f"Quota exceeded for {resource}: Requested {amount}, but "
                                  f"already used {over[0]} of {over[1]} {resource}")
-    groups = _groups(cloud, body.get("security_groups"))
+    groups = compute_ports.groups(cloud, body.get("security_groups"))
     now = time.time()
     doc = {"id": str(uuid.uuid4()), "name": body["name"], "status": "BUILD",
            "vm_state": "building", "task_state": "scheduling", "_volume": root,
@@ -255,7 +178,7 @@ async def server_create(request: web.Request) -> web.Response:
            "fault": None, "description": body.get("description"), "_created": now,
            "_updated": now, "_launched": None,
            "_vcpus": f["vcpus"], "_ram": f["ram"], "_user_data": user_data, "_silent": False}
-    ports = _networks(cloud, body.get("networks"), groups)
+    ports = compute_ports.networks(cloud, body.get("networks"), groups)
     for port in ports:
         port.update(device_id=doc["id"], device_owner="compute:nova", status="ACTIVE")
         netmodel.save(cloud, "port", port)
