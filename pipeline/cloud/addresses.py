@@ -202,20 +202,32 @@ def choose_network(networks: Sequence[Json] | None, name: str | None = None,
 
 
 def choose_flavor(flavors: Sequence[Json], min_ram_mb: int = 0, min_disk_gb: int = 0,
-                  name: str | None = None) -> Json:
-    """A named flavor, or the smallest enabled one with enough RAM and disk."""
+                  name: str | None = None, volume_backed: bool = False) -> Json:
+    """A named flavor, or the smallest enabled one with enough RAM and disk.
+
+    An image-backed server never gets a flavor whose root disk is 0 GiB unless the
+    profile names it: Nova boots those for admins only (403 "Only volume-backed
+    servers are allowed for flavors with zero disk"), and a cloud may list one
+    beside its disked flavors (docs/vendor-behaviour.md "Boot from volume").
+    """
     if name:
         for flavor in flavors:
             if name in (flavor.get("name"), flavor.get("id")):
                 return flavor
         raise ConfigError(f"no flavor {name!r} (flavors: {_names(flavors) or 'none'})",
                           key="compute.flavor")
+    least_disk = min_disk_gb if volume_backed else max(min_disk_gb, 1)
     fitting = [f for f in flavors if not f.get("OS-FLV-DISABLED:disabled")
                and int(f.get("ram") or 0) >= min_ram_mb
-               and (int(f.get("disk") or 0) >= min_disk_gb)]
+               and (int(f.get("disk") or 0) >= least_disk)]
     if not fitting:
-        raise BootError(f"no flavor has {min_ram_mb} MB RAM and {min_disk_gb} GB disk "
-                        f"(flavors: {_names(flavors) or 'none'})")
+        zero_disk = not volume_backed and any(
+            int(f.get("ram") or 0) >= min_ram_mb and not int(f.get("disk") or 0)
+            for f in flavors if not f.get("OS-FLV-DISABLED:disabled"))
+        why = (": the ones with the RAM have a 0 GiB root disk, which boots only from a "
+               "volume (compute.boot_from_volume)" if zero_disk else "")
+        raise BootError(f"no flavor has {min_ram_mb} MB RAM and {least_disk} GB disk "
+                        f"(flavors: {_names(flavors) or 'none'}){why}")
     return min(fitting, key=lambda f: (int(f.get("ram") or 0), int(f.get("disk") or 0),
                                        int(f.get("vcpus") or 0), str(f.get("name"))))
 

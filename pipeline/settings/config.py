@@ -42,8 +42,8 @@ class PipelineConfig:
     keep: int
     source: Path | None = None          # a prebuilt image imported instead of a DIB build
     source_format: str | None = None
-    # build-id (log in, read the build id), ssh-banner, or cloud-only (ACTIVE and the
-    # console: the cloud's addresses may be unreachable from here); verify.CHECKS
+    # build-id (log in, read the build id), ssh-banner, or cloud-only (the cloud's part
+    # of a test boot, then ACTIVE and the console: nothing reached from here); verify.CHECKS
     verify_check: str = "build-id"
     accel: str = "auto"                 # after $IMAGEFLEET_ACCEL: auto, kvm or tcg
     accel_stall_timeout: float = console.STALL_SECONDS

@@ -24,6 +24,9 @@ RACKSPACE = [flavor("general1-1", "1 GB General Purpose v1", 1024, 20),
              flavor("2", "512MB Standard Instance", 512, 20),
              flavor("performance1-1", "1 GB Performance", 1024, 20),
              flavor("old", "256MB Standard Instance", 256, 10, disabled=True)]
+# upstream Nova as upstream/seed.py makes it (devstack's shape): a 0 GiB flavor too
+UPSTREAM_DEVSTACK = [flavor("42", "m1.nano", 64, 1), flavor("0", "m1.zero-disk", 64, 0),
+                     flavor("2", "m1.small", 2048, 20)]
 HP = [flavor("100", "standard.xsmall", 1024, 30), flavor("101", "standard.small", 2048, 60),
       flavor("102", "standard.medium", 4096, 90)]
 
@@ -37,9 +40,21 @@ HP = [flavor("100", "standard.xsmall", 1024, 30), flavor("101", "standard.small"
     ("hp-like: nothing under 1 GB", HP, 512, 2, None, "standard.xsmall"),
     ("named by the profile", HP, 512, 0, "standard.medium", "standard.medium"),
     ("named by id", NOVA_DEFAULTS, 512, 0, "42", "m1.nano"),
+    ("a zero-disk flavor beside disked ones: not for an image-backed server",
+     UPSTREAM_DEVSTACK, 64, 0, None, "m1.nano"),
+    ("a zero-disk flavor when the profile names it", UPSTREAM_DEVSTACK, 64, 0, "m1.zero-disk",
+     "m1.zero-disk"),
 ])
 def test_choose_flavor(shape, flavors, ram, disk, name, expected):
     assert a.choose_flavor(flavors, ram, disk, name)["name"] == expected
+
+
+def test_a_volume_backed_server_takes_the_zero_disk_flavor():
+    assert a.choose_flavor(UPSTREAM_DEVSTACK, 64, 0, volume_backed=True)["name"] == "m1.zero-disk"
+    with pytest.raises(BootError, match=r"no flavor has 64 MB RAM and 1 GB disk .*: the ones "
+                                        r"with the RAM have a 0 GiB root disk, which boots "
+                                        r"only from a volume \(compute.boot_from_volume\)"):
+        a.choose_flavor([flavor("0", "m1.zero-disk", 64, 0)], 64, 0)
 
 
 def test_choose_flavor_errors_name_the_problem():
