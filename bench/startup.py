@@ -24,13 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from localcloud.testing import running_cloud  # noqa: E402
+from pipeline.core.ports import free_port  # noqa: E402
 from tests.localcloud.conftest import ALL  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def bare_http_server() -> float:

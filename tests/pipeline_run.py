@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ import requests
 import yaml
 
 from localcloud.testing import RunningCloud, running_cloud
+from pipeline.core.ports import free_port
 from pipeline.run import ledger
 from tests.built_image import REPO
 from tests.localcloud import tinyimage
@@ -179,13 +179,6 @@ def local_cloud(tmp_path_factory: pytest.TempPathFactory, names: Sequence[str],
     """
     with running_cloud(names, tmp_path_factory.mktemp("localcloud"), **options) as lc:
         yield lc
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on just now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scheduler_tasks(url: str, status: str) -> dict[str, dict]:

@@ -1,31 +1,17 @@
-"""Process and port helpers for the upstream services: free loopback ports,
-process groups read from /proc, and whether a URL answers yet."""
+"""Process and port helpers for the upstream services: free loopback ports
+(``pipeline.core.ports``), process groups read from /proc, and whether a URL answers yet."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from pipeline.core.ports import free_ports  # noqa: F401 - the services' ports
 from pipeline.core.waiting import iterate_timeout
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel picks on 127.0.0.1, all distinct."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _cmdline(pid: int) -> str:

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import re
-import socket
 import subprocess
 import time
 import uuid
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from pipeline.core import process, runner
 from pipeline.core.errors import AccelStalled, BootError, ConfigError
+from pipeline.core.ports import free_port
 from pipeline.image.configdrive import NetworkSpec
 from qemuhost import accel, console, probe
 from qemuhost.formats import QEMU_DRIVERS
@@ -113,13 +113,6 @@ def user_network(mac: str = DEFAULT_MAC, *, static: bool = False) -> NetworkSpec
         return NetworkSpec(mac=mac, dhcp=True)
     return NetworkSpec(mac=mac, dhcp=False, address=USER_NET_GUEST,
                        gateway=USER_NET_GATEWAY, dns=(USER_NET_DNS,))
-
-
-def free_port(host: str = HOST) -> int:
-    """A TCP port nobody listens on right now (qemu binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def qemu_argv(*, overlay: str | os.PathLike, accel_args: Sequence[str], memory_mb: int,
