@@ -26,7 +26,10 @@ def root_volume(cloud: Cloud, body: dict, flavor: dict) -> dict | None:
                                      all(isinstance(m, dict) for m in mappings)):
         raise HTTPFault(400, "Invalid input for field/attribute block_device_mapping_v2.")
     root = next((m for m in mappings or [] if str(m.get("boot_index")) == "0"), None)
-    if root is None:
+    if root is None or (root.get("source_type"), root.get("destination_type")) == (
+            "image", "local"):
+        # image-backed: no root mapping, or the image on the host's disk as stock
+        # clients send it (python-openstackclient's server create --image)
         if int(flavor["disk"]) == 0:
             raise HTTPFault(403, ZERO_DISK)
         return None

@@ -142,6 +142,12 @@ def test_zero_disk_flavors_boot_only_from_a_volume(zd, sess, volumes, image_id):
         "name": "s", "imageRef": image_id, "flavorRef": "1"}}, raise_exc=False)
     assert refused.status_code == 403
     assert refused.json()["forbidden"]["message"] == ZERO_DISK
+    image_on_host = [{"boot_index": 0, "uuid": image_id, "source_type": "image",
+                      "destination_type": "local"}]     # image-backed, as stock clients say it
+    refused = compute.post("/servers", json={"server": {
+        "name": "s", "imageRef": image_id, "flavorRef": "1",
+        "block_device_mapping_v2": image_on_host}}, raise_exc=False)
+    assert refused.status_code == 403, refused.text
 
     vid = volumes.post("/volumes", json={"volume": {"size": 1, "imageRef": image_id}}
                        ).json()["volume"]["id"]

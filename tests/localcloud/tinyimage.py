@@ -19,6 +19,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 BANNER = b"SSH-2.0-imagefleet-tiny"
@@ -147,19 +148,18 @@ def initramfs(release: str) -> bytes:
 def build_raw(dest: Path) -> Path:
     """A 24 MiB FAT disk (no partition table) that syslinux boots: kernel + initramfs."""
     release = kernel_release()
-    # names of this process's own: test processes (pytest-xdist workers, helpers) may
-    # build the same cached image at once. Two builds differ (the FAT serial, file
+    # names of this call's own: test processes and threads (pytest-xdist workers, the
+    # kill lanes) may build the same cached image at once. Two builds differ (the FAT serial, file
     # times), and the other formats are converted from the first: the first one
     # published stays (``publish``), a later one is dropped.
-    work = dest.parent / f"{dest.name}.{os.getpid()}.d"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{dest.name}.", suffix=".d", dir=dest.parent))
     (work / "initrd.gz").write_bytes(initramfs(release))
     shutil.copyfile(f"/boot/vmlinuz-{release}", work / "vmlinuz")
     (work / "syslinux.cfg").write_text(SYSLINUX_CFG)
-    partial = dest.with_suffix(f".{os.getpid()}.part")
-    partial.unlink(missing_ok=True)
-    with open(partial, "wb") as f:
+    fd, name = tempfile.mkstemp(prefix=f"{dest.name}.", suffix=".part", dir=dest.parent)
+    partial = Path(name)
+    with os.fdopen(fd, "wb") as f:
         f.truncate(24 << 20)
     for argv in (["mkfs.vfat", "-n", "TINY", str(partial)],
                  ["mcopy", "-i", str(partial), str(work / "vmlinuz"), str(work / "initrd.gz"),
@@ -195,7 +195,9 @@ def tiny_image(disk_format: str, cache: Path = CACHE) -> Path:
     target = cache / f"tiny-{key}.{disk_format}"
     if not target.exists():
         qemu_format = {"vhd": "vpc"}.get(disk_format, disk_format)
-        partial = target.with_suffix(f".{os.getpid()}.part")
+        fd, name = tempfile.mkstemp(prefix=f"{target.name}.", suffix=".part", dir=cache)
+        os.close(fd)
+        partial = Path(name)
         subprocess.run(["qemu-img", "convert", "-O", qemu_format, str(raw), str(partial)],
                        check=True, capture_output=True)
         publish(partial, target)
