@@ -35,7 +35,7 @@ import hashlib
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from keystoneauth1 import adapter, loading, session
 from localcloud.testing import running_cloud
 from pipeline.core.waiting import iterate_timeout
 from tests.conformance.differences import DIFFERENCES
+from tests.xdist_groups import group_of
 from upstream import compute as upstream_compute_run
 from upstream import run as upstream_run
 from upstream import single as upstream_single_run
@@ -59,6 +60,33 @@ TARGETS = ("upstream", "localcloud")
 IMAGE_V2 = {"min_version": "2", "max_version": "2.latest"}
 PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
 OCTET = "application/octet-stream"
+
+
+# The upstream services' stops, newest first when run: each runs once, at its
+# fixture's teardown or as soon as the last test of the upstream group is done
+# (``pytest_runtest_teardown``). The group runs whole on one worker
+# (tests/xdist_groups.py), and the services would otherwise sit idle beside the
+# rest of the suite, holding CPU (periodic tasks) and 1.7 GiB.
+_STOPS: list[Callable[[], None]] = []
+
+
+def stop_after_group(finish: Callable[[], None]) -> Callable[[], None]:
+    done = False
+
+    def once() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            finish()
+    _STOPS.append(once)
+    return once
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    if nextitem is None or group_of(nextitem.nodeid) != group_of(item.nodeid):
+        while _STOPS:
+            _STOPS.pop()()
 
 
 @dataclass
@@ -77,27 +105,35 @@ def upstream_cloud(request) -> Iterator[UpstreamCloud]:
     if os.environ.get("IMAGEFLEET_UPSTREAM") == "skip":
         pytest.skip("IMAGEFLEET_UPSTREAM=skip")
     state = upstream_run.start()
+
+    def finish() -> None:
+        rss_mib = sum(upstream_run.memory(state).values()) / 1024
+        how = "reused" if state["reused"] else f"started in {state['start_s']} s"
+        if state.get("install_s"):
+            how += f", venv installed in {state['install_s']:.0f} s"
+        note(request.config, f"upstream services: {how}; {rss_mib:.0f} MiB resident at the end")
+        if not state["reused"] and os.environ.get("IMAGEFLEET_UPSTREAM_KEEP") != "1":
+            upstream_run.stop()
+    finish = stop_after_group(finish)
     yield UpstreamCloud(clouds_yaml=Path(state["clouds_yaml"]), cloud=state["cloud"],
                         admin=dict(state["admin"], auth_url=state["auth_url"]),
                         demo_cloud=f"{state['cloud']}-demo", state=state)
-    rss_mib = sum(upstream_run.memory(state).values()) / 1024
-    how = "reused" if state["reused"] else f"started in {state['start_s']} s"
-    if state.get("install_s"):
-        how += f", venv installed in {state['install_s']:.0f} s"
-    note(request.config, f"upstream services: {how}; {rss_mib:.0f} MiB resident at the end")
-    if not state["reused"] and os.environ.get("IMAGEFLEET_UPSTREAM_KEEP") != "1":
-        upstream_run.stop()
+    finish()
 
 
 @pytest.fixture(scope="session")
 def upstream_single(upstream_cloud, request) -> Iterator[dict[str, Any]]:
     """The single-store, converting Glance (upstream/single.py): clouds_yaml, cloud."""
     info = upstream_single_run.start()
+
+    def finish() -> None:
+        how = "reused" if info["reused"] else f"started in {info['start_s']} s"
+        note(request.config, f"upstream {upstream_single_run.NAME}: {how}")
+        if not info["reused"] and os.environ.get("IMAGEFLEET_UPSTREAM_KEEP") != "1":
+            upstream_single_run.stop()
+    finish = stop_after_group(finish)
     yield info
-    how = "reused" if info["reused"] else f"started in {info['start_s']} s"
-    note(request.config, f"upstream {upstream_single_run.NAME}: {how}")
-    if not info["reused"] and os.environ.get("IMAGEFLEET_UPSTREAM_KEEP") != "1":
-        upstream_single_run.stop()
+    finish()
 
 
 @dataclass
@@ -116,11 +152,15 @@ def upstream_compute(upstream_cloud, request) -> Iterator[UpstreamCompute]:
     """Upstream Nova (fake driver), Placement and Neutron, started on first use."""
     info = upstream_compute_run.start()
     up = upstream_cloud
+
+    def finish() -> None:
+        note(request.config, f"upstream compute/network: {upstream_compute_run.describe(info)}")
+        if not info["reused"] and os.environ.get("IMAGEFLEET_UPSTREAM_KEEP") != "1":
+            upstream_compute_run.stop()
+    finish = stop_after_group(finish)
     yield UpstreamCompute(target=Target("upstream", up.clouds_yaml, up.cloud, up.demo_cloud),
                           host=info["host"], resources=info["resources"], info=info)
-    note(request.config, f"upstream compute/network: {upstream_compute_run.describe(info)}")
-    if not info["reused"] and os.environ.get("IMAGEFLEET_UPSTREAM_KEEP") != "1":
-        upstream_compute_run.stop()
+    finish()
 
 
 @pytest.fixture(scope="session")
