@@ -8,12 +8,24 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import xdist_groups
+from tests import summaries, xdist_groups
 from tests.built_image import REPO, base_image  # noqa: F401 - the slow tier's session fixture
 
 
 def pytest_collection_modifyitems(config, items):
     xdist_groups.check(items)
+
+
+def pytest_sessionstart(session):
+    summaries.sessionstart(session)
+
+
+def pytest_runtest_logreport(report):
+    summaries.logreport(report)
+
+
+def pytest_terminal_summary(terminalreporter):
+    summaries.terminal_summary(terminalreporter)
 
 
 def pytest_xdist_make_scheduler(config, log):

@@ -47,6 +47,7 @@ from keystoneauth1 import adapter, loading, session
 from localcloud.testing import running_cloud
 from pipeline.core.waiting import iterate_timeout
 from tests.conformance.differences import DIFFERENCES
+from tests.summaries import CHECK, TARGETS, note
 from tests.xdist_groups import group_of
 from upstream import compute as upstream_compute_run
 from upstream import run as upstream_run
@@ -56,7 +57,6 @@ HERE = Path(__file__).resolve().parent
 PERSONALITY = HERE / "upstream.yaml"
 SINGLE_PERSONALITY = HERE / "upstream-single.yaml"
 COMPUTE_PERSONALITY = HERE / "upstream-compute.yaml"
-TARGETS = ("upstream", "localcloud")
 IMAGE_V2 = {"min_version": "2", "max_version": "2.latest"}
 PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
 OCTET = "application/octet-stream"
@@ -302,18 +302,7 @@ def create_image(image_api, images: list[str], name: str, disk_format: str = "qc
 
 # --- known differences and the per-target summary -------------------------------
 
-# Collected where the reports arrive (the controller under pytest-xdist): each item
-# carries its (check, target) in user_properties; notes go through pytest's cache.
-_outcomes: dict[tuple[str, str], str] = {}
-CHECK = "conformance-check"
-NOTES = "imagefleet/conformance-notes"
-
-
-def note(config, line: str) -> None:
-    """A line for the summary, from whichever process runs the fixture."""
-    cache = getattr(config, "cache", None)        # None with -p no:cacheprovider
-    if cache is not None:
-        cache.set(NOTES, [*cache.get(NOTES, []), line])
+# The table itself is tests/summaries.py (it runs where the reports arrive).
 
 
 def pytest_configure(config):
@@ -340,45 +329,3 @@ def pytest_collection_modifyitems(config, items):
         reason = DIFFERENCES.get(item.originalname)
         if reason and target == "localcloud":
             item.add_marker(pytest.mark.xfail(strict=True, reason=f"known difference: {reason}"))
-
-
-def pytest_sessionstart(session):
-    cache = getattr(session.config, "cache", None)
-    if cache is not None and not hasattr(session.config, "workerinput"):
-        cache.set(NOTES, [])
-
-
-def pytest_runtest_logreport(report):
-    found = dict(report.user_properties).get(CHECK)
-    if found is None:
-        return
-    key = tuple(found)
-    if report.when == "call" or (report.when == "setup" and not report.passed):
-        if hasattr(report, "wasxfail"):
-            outcome = "xpass" if report.passed else "xfail"
-        else:
-            outcome = report.outcome
-        _outcomes[key] = outcome
-    elif report.when == "teardown" and report.failed:
-        _outcomes[key] = "failed"
-
-
-def pytest_terminal_summary(terminalreporter):
-    if not _outcomes:
-        return
-    checks = sorted({c for c, _ in _outcomes})
-    width = max(len(c) for c in checks)
-    tr = terminalreporter
-    tr.section("conformance: which checks pass on each target")
-    tr.write_line(f"{'check':<{width}}  " + "  ".join(f"{t:<11}" for t in TARGETS))
-    for check in checks:
-        cells = [_outcomes.get((check, t), "-") for t in TARGETS]
-        tr.write_line(f"{check:<{width}}  " + "  ".join(f"{c:<11}" for c in cells))
-    for t in TARGETS:
-        passed = sum(1 for (c, tt), o in _outcomes.items() if tt == t and o == "passed")
-        ran = sum(1 for (c, tt) in _outcomes if tt == t)
-        tr.write_line(f"{t}: {passed} of {ran} checks pass")
-    tr.write_line("xfail: a known difference, see docs/upstream.md")
-    cache = getattr(tr.config, "cache", None)
-    for line in (cache.get(NOTES, []) if cache is not None else []):
-        tr.write_line(line)

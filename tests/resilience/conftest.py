@@ -6,14 +6,15 @@ Each test records what it left behind with the ``leaks`` fixture::
         ...
         leaks.count(cloud, "hp-like")       # adds the local cloud's leftovers
 
-The table is printed at the end of every run that collected this directory.
+The table is printed at the end of every run that ran a scenario (tests/summaries.py).
 """
 
 from __future__ import annotations
 
 import pytest
 
-RESULTS: list[tuple[str, str, int]] = []
+from tests.summaries import LEAKS
+
 KEEP = {"images"}        # published images are the product, not a leak
 
 
@@ -42,7 +43,7 @@ class Leaks:
 @pytest.fixture
 def leaks(request):
     found = Leaks()
-    request.node.user_properties.append(("leaks", found))
+    request.node.user_properties.append((LEAKS, found))
     return found
 
 
@@ -54,28 +55,5 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     report.user_properties = [(k, v.total if isinstance(v, Leaks) else v)
                               for k, v in report.user_properties]
-    if "leaks" not in dict(report.user_properties):     # a scenario that counts nothing
-        report.user_properties.append(("leaks", 0))
-
-
-def pytest_runtest_logreport(report):
-    leaked = dict(report.user_properties).get("leaks")
-    if leaked is None:
-        return
-    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        result = "xfailed" if hasattr(report, "wasxfail") else report.outcome
-        RESULTS.append((report.nodeid.split("::", 1)[-1], result, leaked))
-
-
-def pytest_terminal_summary(terminalreporter):
-    if not RESULTS:
-        return
-    write = terminalreporter.write_line
-    terminalreporter.section("resilience scenarios")
-    width = max(len(name) for name, _, _ in RESULTS)
-    write(f"{'scenario':<{width}}  {'result':<7}  leaked")
-    for name, outcome, leaked in RESULTS:
-        write(f"{name:<{width}}  {outcome:<7}  {leaked}")
-    passed = sum(outcome == "passed" for _, outcome, _ in RESULTS)
-    leaked = sum(n for _, _, n in RESULTS)
-    write(f"tried {len(RESULTS)}, passed {passed}, resources leaked {leaked} (must be 0)")
+    if LEAKS not in dict(report.user_properties):     # a scenario that counts nothing
+        report.user_properties.append((LEAKS, 0))
