@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.cloud.glance import Image
+from pipeline.cloud.images import Image
 from pipeline.cloud.marks import CONVERTED_FROM, SHA256, BuildInfo, is_this_build
 from pipeline.core.checksums import Digests
 from pipeline.settings.profile import MetadataSection

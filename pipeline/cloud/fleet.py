@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.cloud.connection import Connection
-from pipeline.cloud.glance import Glance, Image
+from pipeline.cloud.glance import Glance
+from pipeline.cloud.images import Image
 from pipeline.cloud.marks import (
     BUILD,
     CONTENT,

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.cloud.glance import Image
+from pipeline.cloud.images import Image
 from pipeline.core.checksums import Digests
 
 MANAGED = "imagefleet_managed"

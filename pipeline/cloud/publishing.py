@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.cloud.connection import Connection
-from pipeline.cloud.glance import Image
+from pipeline.cloud.images import Image
 from pipeline.cloud.marks import (
     BUILD,
     CONTENT,

@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipeline.cloud.connection import Connection
-from pipeline.cloud.glance import Glance, Image
+from pipeline.cloud.glance import Glance
+from pipeline.cloud.images import Image
 from pipeline.cloud.marks import VERIFIED, holds_stable, made_by_imagefleet
 from pipeline.core import errors
 from pipeline.core.errors import PipelineError

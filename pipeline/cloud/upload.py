@@ -29,7 +29,8 @@ from pipeline.cloud.arrival import (
 )
 from pipeline.cloud.connection import Connection
 from pipeline.cloud.discovery import ImageApi
-from pipeline.cloud.glance import Glance, Image
+from pipeline.cloud.glance import Glance
+from pipeline.cloud.images import Image
 from pipeline.cloud.marks import (
     CONVERTED_FROM,
     BuildInfo,

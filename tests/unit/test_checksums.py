@@ -14,7 +14,7 @@ from pipeline.cloud.arrival import (
     recorded_conversion,
     reusable,
 )
-from pipeline.cloud.glance import Image
+from pipeline.cloud.images import Image
 from pipeline.cloud.marks import CONVERTED_FROM, BuildInfo, image_properties, is_this_build
 from pipeline.core import checksums
 from pipeline.core.checksums import cache_path, compute_digests, file_digests

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.cloud.fleet import promotion
-from pipeline.cloud.glance import Image
+from pipeline.cloud.images import Image
 from pipeline.cloud.marks import BUILD, CONTENT, MANAGED, STABLE, VERIFIED, BuildInfo
 from pipeline.cloud.publishing import previous_image, standing_verify_record, unchanged_image
 from pipeline.cloud.retention import images_to_delete

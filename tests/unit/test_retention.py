@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.cloud.glance import Image
+from pipeline.cloud.images import Image
 
 
 def image(id_, name, created, ours=True):
